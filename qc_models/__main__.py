@@ -1,0 +1,3 @@
+from qc_models.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Fixtures for the data area (owned by that area's tests)."""

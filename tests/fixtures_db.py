@@ -1,0 +1,1 @@
+"""Fixtures for the db area (owned by that area's tests)."""
