@@ -2,7 +2,7 @@
 
 import os
 
-os.environ.setdefault("QC_TORCH_THREADS", "2")
+os.environ.setdefault("QC_TORCH_THREADS", "2")  # 2-core CI machines
 
 pytest_plugins = [
     "tests.fixtures_data",
