@@ -1,6 +1,7 @@
 """Dataset access: MVTec AD layout discovery, safe decoding, integrity problems, synthetic data."""
 
 from qc_models.data.images import IMAGE_EXTENSIONS, ImageLoadError, is_image_file, load_mask, load_rgb
+from qc_models.data.integrity import Problem, check_dataset, check_image
 from qc_models.data.layout import GOOD, CategoryLayout, DatasetError, Sample, list_categories, open_category
 
 __all__ = [
@@ -9,7 +10,10 @@ __all__ = [
     "CategoryLayout",
     "DatasetError",
     "ImageLoadError",
+    "Problem",
     "Sample",
+    "check_dataset",
+    "check_image",
     "is_image_file",
     "list_categories",
     "load_mask",

@@ -3,7 +3,8 @@
 Files on a factory share are often grayscale, RGBA, 16-bit, truncated, or not
 images at all. Decoding goes through one function so every caller (EDA, training,
 inspection, dashboard) sees the same conversion rules and the same error text,
-which always names the file.
+which always names the file. The error's ``kind`` is one of the integrity
+problem codes of :mod:`qc_models.data.integrity` (plus ``missing``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from PIL import Image, UnidentifiedImageError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 #: Largest accepted image, in pixels (about 16k x 16k); larger ones are refused
-#: before decoding so a decompression bomb cannot exhaust memory.
+#: before decoding so a decompression bomb cannot exhaust memory. Pillow's own hard
+#: limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 M) also applies and is
+#: reported the same way.
 MAX_IMAGE_PIXELS = 256_000_000
+
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 class ImageLoadError(ValueError):
@@ -36,69 +41,115 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _open(path: Path, max_pixels: int) -> Image.Image:
-    if not path.exists():
-        raise ImageLoadError(path, "missing", "file does not exist")
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise ImageLoadError(path, "missing", "file does not exist" if not path.exists() else "not a regular file")
     if path.stat().st_size == 0:
         raise ImageLoadError(path, "empty_file", "file is empty (0 bytes)")
+
+
+def _check_pixels(path: Path, img: Image.Image, max_pixels: int) -> None:
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageLoadError(
+            path, "decompression_bomb", f"image is {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,}; refused"
+        )
+
+
+def _open(path: Path) -> Image.Image:
+    """Open (header only) with Pillow's errors mapped to problem kinds."""
+    _check_file(path)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageLoadError(
-                    path,
-                    "decompression_bomb",
-                    f"image is {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,}; refused",
-                )
-            img.load()
-    except ImageLoadError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
+            return Image.open(path)
+    except Image.DecompressionBombError as exc:
         raise ImageLoadError(path, "decompression_bomb", f"refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError(path, "not_an_image", "not a recognised image file") from exc
     except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(path, "corrupt", f"corrupt or unreadable image header ({exc})") from exc
+
+
+def _load(path: Path, img: Image.Image) -> None:
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageLoadError(path, "corrupt", f"corrupt or truncated image ({exc})") from exc
-    return img
+
+
+def read_size(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` from the file header alone (fast; does not detect truncation)."""
+    path = Path(path)
+    with _open(path) as img:
+        _check_pixels(path, img, max_pixels)
+        return img.size
+
+
+def probe_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, decode: bool = True) -> tuple[int, int]:
+    """``(width, height)`` after checking the file would load; ``decode=False`` reads the header only.
+
+    Cheaper than :func:`load_rgb` for validation: no RGB array is kept. Raises
+    :class:`ImageLoadError` with the same kinds as :func:`load_rgb`.
+    """
+    path = Path(path)
+    with _open(path) as img:
+        _check_pixels(path, img, max_pixels)
+        if decode:
+            _load(path, img)
+            try:
+                _to_rgb(path, img)
+            except OSError as exc:
+                raise ImageLoadError(path, "corrupt", f"corrupt or truncated image ({exc})") from exc
+        return img.size
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale 16-bit / 32-bit / float data to 8 bits by the range of its dtype."""
+    """Scale 16/32-bit integer data (16-bit range unless larger) or float data to 8 bits."""
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
-    if arr.dtype == np.uint16 or (arr.dtype.kind in "iu" and arr.max(initial=0) > 255):
-        return (arr.astype(np.float32) / 257.0).round().clip(0, 255).astype(np.uint8)
+    if arr.dtype.kind in "iu":
+        top = float(arr.max(initial=0))
+        scale = 65535.0 if top <= 65535 else top
+        return (arr.astype(np.float32) * (255.0 / scale)).round().clip(0, 255).astype(np.uint8)
     if arr.dtype.kind == "f":
         top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
         return (arr.astype(np.float32) * (255.0 / top)).round().clip(0, 255).astype(np.uint8)
     return arr.clip(0, 255).astype(np.uint8)
 
 
-def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Decode ``path`` to an ``(H, W, 3)`` uint8 RGB array.
-
-    Grayscale is replicated, RGBA is composited on black, palette images are
-    expanded and 16-bit data is scaled to 8 bits. Raises :class:`ImageLoadError`.
-    """
-    path = Path(path)
-    img = _open(path, max_pixels)
+def _to_rgb(path: Path, img: Image.Image) -> np.ndarray:
+    if img.mode in _SIXTEEN_BIT or img.mode in ("I", "F"):
+        arr = _to_uint8(np.asarray(img))
+        return np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr[..., :3]
     try:
-        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            arr = _to_uint8(np.asarray(img))
-            return np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr[..., :3]
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
             rgba = img.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
             return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
-        if img.mode != "RGB":
-            img = img.convert("RGB")
-        arr = np.asarray(img)
-    except OSError as exc:
-        raise ImageLoadError(path, "corrupt", f"corrupt or truncated image ({exc})") from exc
+        return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    except ValueError as exc:
+        raise ImageLoadError(path, "unsupported_mode", f"cannot convert {img.mode} pixels to RGB ({exc})") from exc
+
+
+def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode ``path`` to an ``(H, W, 3)`` uint8 RGB array.
+
+    Grayscale and 1-bit are replicated, RGBA/LA/transparent palettes are composited on
+    black, palettes expanded, CMYK converted, 16-bit data scaled by 255/65535. Raises
+    :class:`ImageLoadError` (kinds: missing, empty_file, not_an_image, corrupt,
+    decompression_bomb, unsupported_mode).
+    """
+    path = Path(path)
+    with _open(path) as img:
+        _check_pixels(path, img, max_pixels)
+        _load(path, img)
+        try:
+            arr = _to_rgb(path, img)
+        except OSError as exc:
+            raise ImageLoadError(path, "corrupt", f"corrupt or truncated image ({exc})") from exc
     if arr.dtype != np.uint8:
         arr = _to_uint8(arr)
     return np.ascontiguousarray(arr)
@@ -107,8 +158,13 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray
 def load_mask(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode a ground-truth mask to an ``(H, W)`` bool array (any non-zero pixel = defect)."""
     path = Path(path)
-    img = _open(path, max_pixels)
-    arr = np.asarray(img)
+    with _open(path) as img:
+        _check_pixels(path, img, max_pixels)
+        _load(path, img)
+        try:
+            arr = np.asarray(img.convert("L") if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV") else img)
+        except (OSError, ValueError) as exc:
+            raise ImageLoadError(path, "corrupt", f"cannot read mask pixels ({exc})") from exc
     if arr.ndim == 3:
         arr = arr[..., :3].max(axis=2) if arr.shape[2] >= 3 else arr[..., 0]
     return arr > 0

@@ -58,7 +58,10 @@ def list_categories(root: str | Path) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory")
-    cats = sorted(p.name for p in root.iterdir() if p.is_dir() and is_category_dir(p))
+    try:
+        cats = sorted(p.name for p in root.iterdir() if p.is_dir() and is_category_dir(p))
+    except OSError as exc:
+        raise DatasetError(f"{root}: cannot be read ({exc.strerror or exc})") from exc
     if not cats:
         raise DatasetError(
             f"{root}: not a dataset in the MVTec AD layout (expected <root>/<category>/train/good "
