@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def generate(data: Path) -> None:
     def progress(msg: str, frac: float) -> None:
         print(f"\rgenerating {frac:6.1%} {msg:<40}", end="", file=sys.stderr, flush=True)
 
-    generate_dataset(data, progress=progress, **PARAMS)
+    generate_dataset(data, progress=progress, workers=os.cpu_count() or 1, **PARAMS)
     print(file=sys.stderr)
     (data / STAMP).write_text(json.dumps(PARAMS), encoding="utf-8")
 

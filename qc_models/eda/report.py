@@ -4,11 +4,15 @@ One decode per image feeds the per-image table, the class histograms and (for
 defective test images) the mask heatmaps; images are never kept, so memory is
 bounded by the small per-image rows whatever the dataset size. Optional worker
 threads overlap decoding (OpenCV releases the GIL) through a bounded window.
+
+Decoding dominates the run time, so no file is decoded twice: the integrity check
+reads headers only (empty files, non-images, mask pairing and sizes, dimensions)
+and the EDA's own decode failures (truncated files, bombs, ...) become integrity
+problems, merged into the report's problems without duplicates.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from qc_models.data.images import ImageLoadError, load_mask
+from qc_models.data.integrity import KINDS, Problem, check_dataset
 from qc_models.data.layout import GOOD, CategoryLayout, Sample, list_categories, open_category
 from qc_models.eda.compare import Comparison, compare_groups
 from qc_models.eda.decode import decode_image
@@ -41,8 +46,8 @@ ProgressCallback = Callable[[str, float], None]
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Share of the progress bar given to the integrity check when it runs.
-INTEGRITY_SHARE = 0.3
+#: Share of the progress bar given to the (header-only, hence quick) integrity check when it runs.
+INTEGRITY_SHARE = 0.05
 
 IMAGE_COLUMNS = ["path", "split", "defect_type", "height", "width", "channels", "mode", "bit_depth", *FEATURES]
 
@@ -245,15 +250,35 @@ def analyse_category(
     )
 
 
-def _integrity_problems(root: Path, category: str | None, progress: ProgressCallback | None) -> list[dict[str, str]] | None:
-    """Problems from ``qc_models.data.integrity``; None when that module is not installed."""
-    try:
-        integrity = importlib.import_module("qc_models.data.integrity")
-    except ModuleNotFoundError as exc:
-        if exc.name == "qc_models.data.integrity":
-            return None
-        raise
-    return [_problem_dict(p) for p in integrity.check_dataset(root, category=category, progress=progress)]
+def _integrity_problems(root: Path, category: str | None, progress: ProgressCallback | None) -> list[dict[str, str]]:
+    """Header-only integrity problems: the EDA decodes every file itself (see :func:`decode_problems`)."""
+    return [_problem_dict(p) for p in check_dataset(root, category=category, progress=progress, decode=False)]
+
+
+def decode_problems(eda: CategoryEda, samples: list[Sample]) -> list[dict[str, str]]:
+    """The EDA's decode failures of one category as integrity problems (``Problem.to_dict`` form).
+
+    Kinds outside :data:`qc_models.data.integrity.KINDS` (e.g. an unreadable file) are
+    reported as ``corrupt``, as the integrity check itself does; masks belong to ``test``.
+    """
+    split_of = {str(s.path): s.split for s in samples}
+    return [
+        Problem(
+            e["path"], e["kind"] if e["kind"] in KINDS else "corrupt", e["message"], eda.category, split_of.get(e["path"], "test")
+        ).to_dict()
+        for e in eda.unreadable
+    ]
+
+
+def merge_problems(problems: list[dict[str, str]], extra: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+    """``problems`` followed by those of ``extra`` not already reported for the same ``(path, kind)``."""
+    seen = {(p["path"], p["kind"]) for p in problems}
+    out = list(problems)
+    for p in extra:
+        if (p["path"], p["kind"]) not in seen:
+            seen.add((p["path"], p["kind"]))
+            out.append(p)
+    return out
 
 
 def run_eda(
@@ -268,7 +293,8 @@ def run_eda(
     """EDA of every category under ``root`` (or just ``category``).
 
     Raises :class:`qc_models.data.layout.DatasetError` when ``root`` is not a dataset
-    or has no such category. Unreadable images are listed, not fatal.
+    or has no such category. Unreadable images are listed (per category in ``unreadable``
+    and, with ``check_integrity``, among the problems), not fatal. Each file is decoded once.
     """
     root = Path(root)
     names = [open_category(root, category).category] if category else list_categories(root)
@@ -278,7 +304,7 @@ def run_eda(
     if check_integrity:
         sub = (lambda m, f: progress(m, INTEGRITY_SHARE * f)) if progress else None
         problems = _integrity_problems(root, category, sub)
-        start = INTEGRITY_SHARE if problems is not None else 0.0
+        start = INTEGRITY_SHARE
     listed = [(lay, lay.samples()) for lay in layouts]
     total = max(1, sum(len(s) for _, s in listed))
     done = 0
@@ -289,6 +315,8 @@ def run_eda(
                 progress(msg, start + (1 - start) * (base + frac * n) / total)
 
         results[lay.category] = analyse_category(lay, samples, heatmap_size, workers, sub_progress)
+        if problems is not None:
+            problems = merge_problems(problems, decode_problems(results[lay.category], samples))
         done += len(samples)
     if progress is not None:
         progress("EDA done", 1.0)

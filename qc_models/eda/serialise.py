@@ -4,7 +4,9 @@ Schema (``schema_version`` 1). NaN/inf become ``null``; ``RGB`` lists are [R, G,
 
     {
       "schema_version": 1, "root": str, "integrity_checked": bool,
-      "problems": [{"path": str, "kind": str, "message": str, ...}],  # integrity.check_dataset (+ category, split)
+      "problems": [{"path": str, "kind": str, "message": str, "category": str, "split": str}],
+                  # header-only integrity.check_dataset + the EDA's decode failures, one per (path, kind);
+                  # [] when integrity_checked is false
       "categories": {"<category>": {
         "category": str,
         "counts": [{"split": str, "defect_type": str, "images": int, "masks": int}],

@@ -64,6 +64,9 @@ def test_pooled_channel_statistics(report) -> None:
 def test_unreadable_file_listed(report) -> None:
     bad = report.categories["widget"].unreadable
     assert [(Path(b["path"]).name, b["kind"]) for b in bad] == [("001.png", "not_an_image")]
+    # found by the header-only integrity check and by the EDA's decode: reported once
+    kinds = sorted(p["kind"] for p in report.problems if p["path"] == bad[0]["path"])
+    assert kinds == ["missing_mask", "not_an_image"]  # (it also has no mask)
 
 
 def test_histograms_per_class(report) -> None:
