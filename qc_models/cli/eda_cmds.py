@@ -4,7 +4,8 @@
 not grow with the dataset) and reports counts and class imbalance, per-image and
 pooled image statistics, dimension and intensity outliers, RGB histograms per
 class, mask heatmaps, defect area fractions and centroids, good-vs-defective and
-train-vs-test feature tests, and the integrity problems.
+train-vs-test feature tests, and the integrity problems (header checks plus the
+files the EDA could not decode; each file is decoded once).
 
 With ``--json`` one JSON document is printed to stdout. Top level::
 
