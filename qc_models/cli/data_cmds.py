@@ -64,12 +64,16 @@ def _progress(message: str, fraction: float) -> None:
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """Generate the dataset; exit 2 on unknown categories or a folder that is not ours."""
-    from qc_models.data.synthetic import DEMO_CATEGORIES, generate_dataset
+    from qc_models.data.synthetic import CATEGORIES, DEMO_CATEGORIES, generate_dataset
+    from qc_models.data.synthetic_holdout import HOLDOUT_CATEGORIES
 
     out = args.out or Settings.from_env().data_dir
-    unknown = [c for c in args.categories or [] if c not in DEMO_CATEGORIES]
+    unknown = [c for c in args.categories or [] if c not in CATEGORIES]
     if unknown:
-        raise CliError(f"unknown categories: {', '.join(unknown)} (available: {', '.join(DEMO_CATEGORIES)})")
+        raise CliError(
+            f"unknown categories: {', '.join(unknown)} "
+            f"(demo: {', '.join(DEMO_CATEGORIES)}; hold-out: {', '.join(HOLDOUT_CATEGORIES)})"
+        )
     start = time.perf_counter()
     try:
         generate_dataset(

@@ -227,3 +227,6 @@ def generate_dataset(
             if progress is not None and (k % 8 == 0 or k == len(jobs) - 1):
                 progress(message, (k + 1) / len(jobs))
     return out
+
+
+import qc_models.data.synthetic_holdout  # noqa: E402,F401  (registers the hold-out categories)
