@@ -39,12 +39,14 @@ from db.session import get_engine, upgrade  # noqa: E402
 RUNS_PER_DAY = 3 * 3 * 4  # shifts x lines x categories in the demo generator
 
 
-def _queries(engine, last_day, last_week) -> dict[str, Callable[[], object]]:  # type: ignore[no-untyped-def]
+def _queries(engine, first, last_day, last_week) -> dict[str, Callable[[], object]]:  # type: ignore[no-untyped-def]
     everything = Filters()
+    unaligned_all = Filters(start=first + timedelta(minutes=17), end=last_day + timedelta(hours=20, minutes=41))
     week = Filters(start=last_week, end=last_day + timedelta(days=1))
-    one_cat = Filters(categories=("screw",))
+    one_cat = Filters(categories=("metal_nut",))
     cat_line = Filters(categories=("bottle",), lines=("L3",), start=last_week)
-    # Bounds off the hour: answered from raw image_results rows instead of the rollup.
+    # Bounds inside an hour (e.g. `qc report --from 2024-03-01T10:30`): the rollup for the whole hours plus
+    # raw rows of the two partial edge hours; the "_forced_raw" entries show the row-by-row cost that avoids.
     unaligned_week = Filters(start=last_week + timedelta(minutes=30), end=last_day + timedelta(hours=23, minutes=30))
     return {
         "frequency_by_category_line": lambda: q.defect_frequency(engine, everything, by=("category", "line")),
@@ -55,8 +57,13 @@ def _queries(engine, last_day, last_week) -> dict[str, Callable[[], object]]:  #
         "frequency_by_defect_type_model_cae": lambda: q.defect_frequency(
             engine, everything.with_(model="cae"), by=("known_defect_type",)
         ),
-        "frequency_by_day_unaligned_week_raw": lambda: q.defect_frequency(engine, unaligned_week, by=(), bucket="day"),
-        "kpi_summary_unaligned_week_raw": lambda: q.kpi_summary(engine, unaligned_week),
+        "frequency_by_day_unaligned_week": lambda: q.defect_frequency(engine, unaligned_week, by=(), bucket="day"),
+        "kpi_summary_unaligned_week": lambda: q.kpi_summary(engine, unaligned_week),
+        "kpi_summary_unaligned_all": lambda: q.kpi_summary(engine, unaligned_all),
+        "frequency_by_day_unaligned_week_forced_raw": lambda: q.defect_frequency(
+            engine, unaligned_week, by=(), bucket="day", source="raw"
+        ),
+        "yield_counts_all_forced_raw": lambda: q.yield_counts(engine, everything, source="raw"),
         "pareto_defect_types": lambda: q.pareto_table(engine, everything),
         "p_chart_by_run": lambda: q.p_chart_table(engine, everything, "run"),
         "p_chart_by_day_filtered": lambda: q.p_chart_table(engine, cat_line, "day"),
@@ -104,10 +111,10 @@ def main() -> int:
                 conn.exec_driver_sql("ANALYZE")
     with engine.connect() as conn:
         n_rows = conn.execute(select(func.count()).select_from(ImageResult)).scalar() or 0
-        last = conn.execute(select(func.max(ImageResult.inspected_at))).scalar()
+        first, last = conn.execute(select(func.min(ImageResult.inspected_at), func.max(ImageResult.inspected_at))).one()
     last_day = last.replace(hour=0, minute=0, second=0, microsecond=0)
     timings = {}
-    for name, run in _queries(engine, last_day, last_day - timedelta(days=6)).items():
+    for name, run in _queries(engine, first, last_day, last_day - timedelta(days=6)).items():
         seconds = []
         for _ in range(args.repeat):
             t0 = time.perf_counter()
@@ -117,7 +124,8 @@ def main() -> int:
     size = None
     if engine.dialect.name == "sqlite" and engine.url.database:
         size = sum(p.stat().st_size for p in Path(engine.url.database).parent.glob(Path(engine.url.database).name + "*"))
-    worst = max(timings.items(), key=lambda kv: kv[1]["best_s"])
+    product = {k: v for k, v in timings.items() if not k.endswith("_forced_raw")}  # what users can hit
+    worst = max(product.items(), key=lambda kv: kv[1]["best_s"])
     print(json.dumps({
         "database": engine.dialect.name,
         "rows": n_rows,
@@ -126,7 +134,8 @@ def main() -> int:
         "queries": timings,
         "slowest_query": worst[0],
         "slowest_best_s": worst[1]["best_s"],
-        "all_under_1s": all(t["best_s"] < 1.0 for t in timings.values()),
+        "all_under_1s": all(t["best_s"] < 1.0 for t in product.values()),
+        "forced_raw_excluded_from_slowest": True,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "note": "timings on a shared machine are pessimistic",

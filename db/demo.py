@@ -1,4 +1,4 @@
-"""Synthetic inspection runs and results with realistic structure, for demos, tests and benchmarks.
+"""Simulated inspection history (runs and results) for demos, tests and benchmarks.
 
 The dashboard demo, the analytics tests and the million-row benchmark need data
 with the shape of a real plant: runs per day, line, shift and category; a
@@ -7,6 +7,12 @@ process excursion that an SPC chart should catch; member models that mostly
 agree with the ensemble; a few unreadable files; and anomaly locations that
 cluster per category. Everything is drawn from one seeded generator, vectorised
 per run, and written with chunked executemany inserts.
+
+Categories and defect types are those of the synthetic dataset generator
+(``qc_models.data.synthetic``), so simulated history agrees with the demo images
+and models. Every simulated run is labelled so nobody mistakes it for a real
+inspection: lot ``SIM-<yyyymmdd>-<line>``, source folder and image paths under
+``simulated://``, operator and host ``simulation``, model version ``simulated``.
 """
 
 from __future__ import annotations
@@ -18,23 +24,47 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import numpy as np
-from sqlalchemy import Engine, insert
+from sqlalchemy import ColumnElement, Engine, func, insert, or_, select
 
+from db.filters import Filters
+from db.rollup import counts_source
 from db.schema import GRID_SIZE, MEMBER_MODELS, ImageResult, InspectionRun, utcnow
-from db.session import session_scope
+from db.session import describe_url, session_scope, translate_errors
+from qc_models.data.synthetic import DEMO_CATEGORIES, defect_types as synthetic_defect_types
 
-#: Defect types per demo category (MVTec-like names), most frequent first.
-DEMO_DEFECT_TYPES: dict[str, tuple[str, ...]] = {
-    "bottle": ("contamination", "broken_small", "broken_large"),
-    "carpet": ("hole", "cut", "color", "thread"),
-    "screw": ("scratch_head", "thread_side", "manipulated_front"),
-    "tile": ("crack", "oil", "glue_strip"),
-}
+#: Marks of simulated history: lot prefix, URL scheme of source folders and paths, operator/host.
+SIMULATED_LOT_PREFIX = "SIM-"
+SIMULATED_SCHEME = "simulated://"
+SIMULATED_OPERATOR = "simulation"
 SHIFT_START_HOURS = {"A": 6, "B": 14, "C": 22}
 # Member detectors: (noise on the ensemble's normalised score, raw-score scale).
 _MEMBER_NOISE = {"cae": (0.12, 0.08), "unet": (0.08, 2.5), "patchcore": (0.05, 11.0)}
 # Typical anomaly location (grid x, y) per category so location heatmaps show a pattern.
-_HOTSPOTS = {"bottle": (16, 6), "carpet": (10, 22), "screw": (24, 10), "tile": (16, 16)}
+_HOTSPOTS = {"bottle": (16, 6), "carpet": (10, 22), "metal_nut": (24, 10), "wood": (16, 16)}
+
+
+def is_simulated(source_folder: str | None) -> bool:
+    """True for a run (or result path) written by this module rather than by a real inspection."""
+    return bool(source_folder) and str(source_folder).startswith(SIMULATED_SCHEME)
+
+
+def simulated_condition() -> ColumnElement[bool]:
+    """SQL condition on ``inspection_runs`` that is true for simulated runs."""
+    run = InspectionRun
+    return or_(run.source_folder.startswith(SIMULATED_SCHEME), run.operator == SIMULATED_OPERATOR)
+
+
+def simulated_run_count(engine: Engine, filters: Filters = Filters()) -> int:
+    """How many runs with results in the selection are simulated, so reports and UIs can say so."""
+    src = counts_source(filters)
+    stmt = (
+        select(func.count(func.distinct(src.c.run_id)))
+        .select_from(src)
+        .join(InspectionRun, InspectionRun.id == src.c.run_id)
+        .where(simulated_condition())
+    )
+    with translate_errors(describe_url(engine)), engine.connect() as conn:
+        return int(conn.execute(stmt).scalar() or 0)
 
 
 @dataclass(frozen=True)
@@ -77,7 +107,7 @@ def _run_specs(
                     if li == len(lines) - 1 and day in excursion_days:
                         rate = min(0.5, rate * 3.5)
                     started = start + timedelta(days=day, hours=hour, minutes=7 * li + 2 * ci)
-                    lot = f"LOT-{(start + timedelta(days=day)):%Y%m%d}-{line}"
+                    lot = f"{SIMULATED_LOT_PREFIX}{(start + timedelta(days=day)):%Y%m%d}-{line}"
                     specs.append(_RunSpec(category, line, shift, lot, started, rate))
     return specs
 
@@ -130,7 +160,7 @@ def _results_for_run(
         rel = f"{known[i]}/{run_index:05d}_{i:05d}.png"
         row = {
             "rel_path": rel,
-            "path": f"/demo/{spec.category}/{spec.lot}/{rel}",
+            "path": f"{SIMULATED_SCHEME}{spec.category}/{spec.lot}/{rel}",
             "content_hash": hashlib.sha256(f"{spec.lot}/{spec.category}/{run_index}/{i}".encode()).hexdigest(),
             "width": image_size,
             "height": image_size,
@@ -186,7 +216,7 @@ def populate_demo_results(
     *,
     days: int = 30,
     end: datetime | None = None,
-    categories: Sequence[str] = ("bottle", "carpet", "screw", "tile"),
+    categories: Sequence[str] = DEMO_CATEGORIES,
     lines: Sequence[str] = ("L1", "L2", "L3"),
     shifts: Sequence[str] = ("A", "B", "C"),
     images_per_run: int = 40,
@@ -200,20 +230,27 @@ def populate_demo_results(
     chunk_rows: int = 20_000,
     progress: Callable[[str, float], None] | None = None,
 ) -> DemoSummary:
-    """Write completed demo runs ending at ``end`` (default: today 00:00 UTC) into a migrated database.
+    """Write completed simulated runs ending at ``end`` (default: today 00:00 UTC) into a migrated database.
 
     Runs: ``days x len(shifts) x len(lines) x len(categories)``, each with
     ``images_per_run`` results. Defect rates rise by line and on the last shift,
     and the last line has a three-day excursion ending a week before ``end``.
     A share ``recheck_rate`` of flagged images is scanned again at the end of its
     run (``is_reinspection``), which is what separates first-pass yield from yield.
+    Defect types come from ``qc_models.data.synthetic.defect_types`` (first ones
+    most frequent); ``defect_types`` may name them for categories the generator
+    does not know, which otherwise raise ``ValueError``. Runs carry the
+    simulation labels described in the module docstring.
     """
     if days < 1 or images_per_run < 1:
         raise ValueError(f"days and images_per_run must be >= 1 (got {days}, {images_per_run})")
     if grids not in ("all", "defective", "none"):
         raise ValueError(f"grids must be 'all', 'defective' or 'none', not {grids!r}")
-    types = {c: tuple(DEMO_DEFECT_TYPES.get(c, ("defect_a", "defect_b", "defect_c"))) for c in categories}
-    types.update({c: tuple(v) for c, v in (defect_types or {}).items()})
+    given = {c: tuple(v) for c, v in (defect_types or {}).items()}
+    types = {c: given[c] if c in given else tuple(synthetic_defect_types(c)) for c in categories}
+    empty = [c for c, v in types.items() if not v]
+    if empty:
+        raise ValueError(f"no defect types for categories {empty}")
     end = end or utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     specs = _run_specs(start, days, categories, lines, shifts, base_defect_rate)
@@ -241,10 +278,10 @@ def populate_demo_results(
             "started_at": spec.started_at,
             "finished_at": results[-1]["inspected_at"] + timedelta(seconds=1),
             "status": "completed",
-            "source_folder": f"/demo/{spec.category}/{spec.lot}",
+            "source_folder": f"{SIMULATED_SCHEME}{spec.category}/{spec.lot}",
             "category": spec.category, "line": spec.line, "shift": spec.shift, "lot": spec.lot,
-            "operator": "demo", "host": "demo",
-            "models": '[{"model": "ensemble", "version": "demo", "path": "", "threshold": 0.5}]',
+            "operator": SIMULATED_OPERATOR, "host": SIMULATED_OPERATOR,
+            "models": '[{"model": "ensemble", "version": "simulated", "path": "", "threshold": 0.5}]',
             "n_images": len(results), "n_scored": len(ok), "n_errors": len(results) - len(ok),
             "n_defective": sum(1 for r in ok if r["is_defective"]),
             "seconds": (results[-1]["inspected_at"] - spec.started_at).total_seconds(),
@@ -257,9 +294,9 @@ def populate_demo_results(
             flush()
             pending = 0
             if progress:
-                progress(f"demo results: {n_results:,} rows", (index + 1) / len(specs))
+                progress(f"simulated results: {n_results:,} rows", (index + 1) / len(specs))
     if batch:
         flush()
     if progress:
-        progress(f"demo results: {n_results:,} rows", 1.0)
+        progress(f"simulated results: {n_results:,} rows", 1.0)
     return DemoSummary(n_runs=len(specs), n_results=n_results, start=start, end=end)

@@ -1,19 +1,21 @@
-"""The rows analytics aggregate: the ``result_counts`` rollup, or the same counters computed from raw results.
+"""The rows analytics aggregate: the ``result_counts`` rollup, topped up from raw results at partial hours.
 
 ``result_counts`` (maintained by triggers, migration 0002) holds per-hour
-counters, so it answers any filter whose time bounds fall on whole hours, which
-covers dates from the CLI and dashboard. Other bounds fall back to computing the
-identical counters row by row from ``image_results``. Both sources expose the
-same columns (``run_id``, ``t``, the five grouping strings with '' for NULL, and
-every counter), so each analytic is written once and tests can check that the
-two sources agree.
+counters, so it answers exactly any filter whose time bounds fall on whole
+hours (dates from the CLI and dashboard). A bound inside an hour (e.g. a
+``--from 2024-03-01T10:30`` date-time) is still exact and fast: the whole hours
+in between come from the rollup and only the partial edge hours are counted row
+by row from ``image_results`` (through its ``inspected_at`` index), joined with
+UNION ALL. Both sources expose the same columns (``run_id``, ``t``, the five
+grouping strings with '' for NULL, and every counter), so each analytic is
+written once and tests can check that the sources agree.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, case, func, literal, select
+from sqlalchemy import Engine, Integer, Select, case, func, literal, select, union_all
 from sqlalchemy.sql import Subquery
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,7 +34,7 @@ def _flag(condition: ColumnElement) -> ColumnElement:
 def raw_measures() -> dict[str, ColumnElement]:
     """Per-row 0/1 counters of ``image_results``, the same definitions as the migration's triggers."""
     ok, first = R.status == "ok", R.is_reinspection.is_not(True)
-    out: dict[str, ColumnElement] = {"n_results": literal(1), "n_errors": _flag(R.status == "error")}
+    out: dict[str, ColumnElement] = {"n_results": literal(1, Integer), "n_errors": _flag(R.status == "error")}
     for model in MODEL_NAMES:
         col = decision_column(model)
         out[f"n_scored_{model}"] = _flag(ok & col.is_not(None))
@@ -56,17 +58,25 @@ def _on_hour(moment: datetime | None) -> bool:
     return moment is None or (moment.minute == 0 and moment.second == 0 and moment.microsecond == 0)
 
 
+def floor_hour(moment: datetime) -> datetime:
+    """Start of the hour containing ``moment``."""
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    """``moment`` itself when on a whole hour, else the start of the next hour."""
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
 def uses_rollup(filters: Filters) -> bool:
-    """True when the rollup answers ``filters`` exactly (time bounds on whole hours)."""
+    """True when the rollup alone answers ``filters`` exactly (time bounds on whole hours)."""
     return _on_hour(filters.start) and _on_hour(filters.end)
 
 
-def counts_source(filters: Filters, source: str = "auto") -> Subquery:
-    """Filtered counter rows: from ``result_counts`` when exact (or forced), else from ``image_results``."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
-    use_rollup = source == "rollup" or (source == "auto" and uses_rollup(filters))
-    if use_rollup:
+def _counts_select(filters: Filters, start: datetime | None, end: datetime | None, *, rollup: bool) -> Select:
+    """Counter rows of one source in ``[start, end)`` matching the non-time parts of ``filters``."""
+    if rollup:
         rc = result_counts.c
         time_col, columns = rc.hour_start, [rc.run_id, rc.hour_start.label("t"), *(rc[k] for k in STRING_KEYS)]
         columns += [rc[m] for m in RESULT_COUNT_MEASURES]
@@ -80,17 +90,45 @@ def counts_source(filters: Filters, source: str = "auto") -> Subquery:
         columns += [expr.label(name) for name, expr in raw_measures().items()]
         run_col = R.run_id
     conds: list[ColumnElement] = []
-    if filters.start is not None:
-        conds.append(time_col >= filters.start)
-    if filters.end is not None:
-        conds.append(time_col < filters.end)
+    if start is not None:
+        conds.append(time_col >= start)
+    if end is not None:
+        conds.append(time_col < end)
     for key, values in (("category", filters.categories), ("line", filters.lines),
                         ("shift", filters.shifts), ("lot", filters.lots)):
         if values:
             conds.append(strings[key].in_(values))
     if filters.run_ids:
         conds.append(run_col.in_(filters.run_ids))
-    return select(*columns).where(*conds).subquery("counts")
+    return select(*columns).where(*conds)
+
+
+def counts_source(filters: Filters, source: str = "auto") -> Subquery:
+    """Filtered counter rows, exact for any time bounds.
+
+    ``auto``: the rollup for whole hours plus raw rows for the partial hours at
+    either end (raw rows only when the whole selection lies within two hours).
+    ``rollup`` forces the rollup (exact only for whole-hour bounds) and ``raw``
+    the row-by-row count of ``image_results`` (slow on millions of rows); both
+    exist for tests and benchmarks.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    start, end = filters.start, filters.end
+    if source == "raw":
+        return _counts_select(filters, start, end, rollup=False).subquery("counts")
+    if source == "rollup" or uses_rollup(filters):
+        return _counts_select(filters, start, end, rollup=True).subquery("counts")
+    inner_start = None if start is None else ceil_hour(start)
+    inner_end = None if end is None else floor_hour(end)
+    if inner_start is not None and inner_end is not None and inner_start >= inner_end:
+        return _counts_select(filters, start, end, rollup=False).subquery("counts")  # under two hours of rows
+    parts = [_counts_select(filters, inner_start, inner_end, rollup=True)]
+    if start is not None and inner_start != start:
+        parts.append(_counts_select(filters, start, inner_start, rollup=False))
+    if end is not None and inner_end != end:
+        parts.append(_counts_select(filters, inner_end, end, rollup=False))
+    return union_all(*parts).subquery("counts")
 
 
 def bucket_of(engine: Engine, column: ColumnElement, unit: str) -> ColumnElement:

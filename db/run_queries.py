@@ -173,8 +173,16 @@ def anomaly_heatmap(
 
 
 def result_time_span(engine: Engine, filters: Filters = Filters()) -> tuple[datetime | None, datetime | None]:
-    """First and last inspection time in the selection (uses the time index)."""
-    stmt = select(func.min(R.inspected_at), func.max(R.inspected_at)).where(*where_conditions(filters, scored=False))
+    """First and last inspection time in the selection (uses the time index).
+
+    Two scalar subqueries, because SQLite answers a lone ``min()`` or ``max()`` from
+    the index but scans every row for both in one SELECT.
+    """
+    conds = where_conditions(filters, scored=False)
+    stmt = select(
+        select(func.min(R.inspected_at)).where(*conds).scalar_subquery(),
+        select(func.max(R.inspected_at)).where(*conds).scalar_subquery(),
+    )
     with translate_errors(describe_url(engine)), engine.connect() as conn:
         first, last = conn.execute(stmt).one()
     return first, last

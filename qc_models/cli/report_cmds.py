@@ -1,11 +1,11 @@
-"""`qc report` (quality report as CSV, XLSX or PDF) and `qc db` (migrate, inspect, fill with demo results).
+"""`qc report` (quality report as CSV, XLSX or PDF) and `qc db` (migrate, inspect, add simulated results).
 
     qc report --db URL [--from DATE] [--to DATE] [--category C]... [--line L]... [--shift S]... [--lot L]...
               [--model ensemble|cae|unet|patchcore] [--subgroup run|hour|day|week] [--opportunities N|defect_types]
               [--format csv|xlsx|pdf] --out FILE
     qc db upgrade [--db URL]     create or migrate the schema (alembic upgrade head)
     qc db current [--db URL]     print the schema revision and the newest one
-    qc db demo [--db URL] [--days N] [--images-per-run N] [--seed N]   add synthetic demo runs
+    qc db demo [--db URL] [--days N] [--images-per-run N] [--seed N]   add simulated runs (lots SIM-*)
 
 ``--to`` includes that whole day. Exit codes: 0 done, 2 bad input or database problem.
 """
@@ -111,8 +111,12 @@ def cmd_db_current(args: argparse.Namespace) -> int:
 
 
 def cmd_db_demo(args: argparse.Namespace) -> int:
-    """Migrate, then add synthetic demo runs and results (for trying the analytics without images)."""
-    from db.demo import populate_demo_results
+    """Migrate, then add simulated runs and results (for trying the analytics without images).
+
+    They are labelled (lots ``SIM-*``, ``simulated://`` folders, operator ``simulation``) and the
+    message says so, so simulated history is never taken for real inspections.
+    """
+    from db.demo import SIMULATED_LOT_PREFIX, SIMULATED_OPERATOR, populate_demo_results
     from db.session import DatabaseError, describe_url, get_engine, upgrade
 
     url = _db_url(args)
@@ -122,8 +126,9 @@ def cmd_db_demo(args: argparse.Namespace) -> int:
                                         seed=args.seed)
     except (DatabaseError, ValueError) as exc:
         raise CliError(str(exc)) from exc
-    print(f"added {summary.n_runs} demo runs with {summary.n_results:,} results "
-          f"({summary.start:%Y-%m-%d} to {summary.end:%Y-%m-%d}) to {describe_url(url)}")
+    print(f"added {summary.n_runs} SIMULATED runs with {summary.n_results:,} results "
+          f"({summary.start:%Y-%m-%d} to {summary.end:%Y-%m-%d}) to {describe_url(url)}; "
+          f"they are not real inspections: lots {SIMULATED_LOT_PREFIX}*, operator '{SIMULATED_OPERATOR}'")
     return 0
 
 
@@ -177,7 +182,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     cur = db_sub.add_parser("current", help="print the schema revision (exit 1 when behind)")
     cur.add_argument("--db", help="SQLAlchemy URL (default: QC_DB_URL or data/qc.db)")
     cur.set_defaults(func=cmd_db_current)
-    demo = db_sub.add_parser("demo", help="add synthetic demo runs (days x shifts x lines x categories)")
+    demo = db_sub.add_parser("demo", help="add SIMULATED runs (days x shifts x lines x demo categories), "
+                                          "labelled lot SIM-*, operator 'simulation'")
     demo.add_argument("--db", help="SQLAlchemy URL (default: QC_DB_URL or data/qc.db)")
     demo.add_argument("--days", type=_positive, default=30)
     demo.add_argument("--images-per-run", type=_positive, default=40)

@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from db import queries, run_queries
+from db.demo import SIMULATED_LOT_PREFIX, SIMULATED_OPERATOR, simulated_run_count
 from db.filters import Filters
 from db.schema import utcnow
 from db.session import describe_url
@@ -33,6 +34,7 @@ KPI_ROWS = (
     ("errors", "Unreadable images (not counted)", "int"),
     ("runs", "Inspection runs", "int"),
     ("out_of_control", "Out-of-control p-chart points", "int"),
+    ("simulated_runs", "SIMULATED runs (not real inspections)", "int"),  # shown only when > 0
 )
 
 
@@ -54,6 +56,15 @@ class ReportData:
     runs: pd.DataFrame
     subgroup: str = "day"
     notes: list[str] = field(default_factory=list)
+    simulated_runs: int = 0  # runs in the selection written by db.demo, not by a real inspection
+
+    @property
+    def simulated_note(self) -> str | None:
+        """The warning every format shows when the selection holds simulated runs."""
+        if not self.simulated_runs:
+            return None
+        return (f"SIMULATED DATA: {self.simulated_runs:,} of the runs in this selection are simulated "
+                f"(lots {SIMULATED_LOT_PREFIX}*, operator '{SIMULATED_OPERATOR}'), not real inspections.")
 
     @property
     def is_empty(self) -> bool:
@@ -64,6 +75,10 @@ class ReportData:
         """KPIs as ``metric``/``value`` rows with readable formatting."""
         rows = []
         for key, label, kind in KPI_ROWS:
+            if key == "simulated_runs":
+                if self.simulated_runs:
+                    rows.append((label, f"{self.simulated_runs:,}"))
+                continue
             value = self.kpis.get(key, float("nan"))
             if pd.isna(value):
                 text = "n/a"
@@ -110,7 +125,10 @@ def build_report(
         agreement=queries.model_agreement(engine, filters),
         runs=run_queries.latest_runs(engine, filters, limit=runs_limit),
         subgroup=subgroup,
+        simulated_runs=simulated_run_count(engine, filters),
     )
+    if report.simulated_note:
+        report.notes.append(report.simulated_note)
     if report.is_empty:
         report.notes.append("No scored images match these filters.")
     if len(report.runs) == runs_limit:

@@ -70,9 +70,13 @@ def to_pdf_bytes(report: ReportData) -> bytes:
     """Render the report as an A4 PDF."""
     styles = getSampleStyleSheet()
     story: list = [Paragraph(report.title, styles["Title"])]
+    if report.simulated_note:  # the first thing a reader sees, in red
+        story.append(Paragraph(f'<font color="#b00020"><b>{report.simulated_note}</b></font>', styles["Normal"]))
     story += [Paragraph("Filters", styles["Heading2"]), *_table(report.filter_table())]
     story += [Paragraph("Key figures", styles["Heading2"]), *_table(report.kpi_table())]
     for note in report.notes:
+        if note == report.simulated_note:
+            continue
         story.append(Paragraph(note, styles["Italic"]))
     if not report.is_empty:
         story += [PageBreak(), Paragraph("Pareto of defect types", styles["Heading2"])]

@@ -162,6 +162,22 @@ def test_rollup_and_raw_sources_agree(hand_db: str) -> None:
         assert q.yield_counts(engine, filters, source="rollup") == q.yield_counts(engine, filters, source="raw")
 
 
+def test_bounds_inside_hours_are_exact(hand_db: str) -> None:
+    """Bounds off the hour: rollup for whole hours plus raw edge rows gives the raw answer."""
+    engine = get_engine(hand_db)
+    partial = Filters(start=datetime(2024, 1, 1, 8, 12), end=datetime(2024, 1, 2, 15, 45))
+    assert q.yield_counts(engine, partial)["inspections"] == 6  # r3 r4 r6 s1 s2 s3 (r5 is an error)
+    assert q.yield_counts(engine, partial)["defective"] == 3  # r6 s1 s2
+    assert q.yield_counts(engine, partial, source="rollup")["inspections"] == 4  # whole hours only: s1..s4
+    for filters in (partial, partial.with_(start=None, model="unet"), partial.with_(end=None, categories="tile"),
+                    Filters(start=datetime(2024, 1, 2, 14, 20), end=datetime(2024, 1, 2, 15, 35))):
+        for fn, kwargs in ((q.defect_frequency, {"by": ("defect_type", "line"), "bucket": "hour"}),
+                           (q.p_chart_counts, {"subgroup": "run"}), (q.detection_rates, {}),
+                           (q.model_agreement, {}), (q.defect_type_counts, {})):
+            pd.testing.assert_frame_equal(fn(engine, filters, **kwargs), fn(engine, filters, source="raw", **kwargs))
+        assert q.yield_counts(engine, filters) == q.yield_counts(engine, filters, source="raw")
+
+
 def test_run_level_queries(hand_db: str) -> None:
     engine = get_engine(hand_db)
     runs = rq.latest_runs(engine)

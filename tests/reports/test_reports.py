@@ -21,13 +21,13 @@ SHEETS = ["KPIs", "Filters", "Frequency", "Pareto", "p-chart", "Trend", "Detecti
 
 @pytest.fixture(scope="module")
 def report(populated_db: str):  # type: ignore[no-untyped-def]
-    return build_report(get_engine(populated_db), Filters(categories=("bottle", "screw")))
+    return build_report(get_engine(populated_db), Filters(categories=("bottle", "metal_nut")))
 
 
 def test_csv_is_the_frequency_table(report) -> None:  # type: ignore[no-untyped-def]
     df = pd.read_csv(io.BytesIO(to_csv_bytes(report)))
     assert list(df.columns) == ["category", "line", "shift", "day", "n_inspected", "n_defective", "defect_rate"]
-    assert set(df["category"]) == {"bottle", "screw"}
+    assert set(df["category"]) == {"bottle", "metal_nut"}
     assert df["n_inspected"].sum() == report.kpis["inspections"]
     assert df["n_defective"].sum() == report.kpis["defective"]
     assert (df["defect_rate"] - df["n_defective"] / df["n_inspected"]).abs().max() < 1e-9
@@ -42,7 +42,9 @@ def test_xlsx_has_one_sheet_per_table(report) -> None:  # type: ignore[no-untype
     kpis = dict(zip(sheets["KPIs"]["metric"], sheets["KPIs"]["value"]))
     assert kpis["Images inspected"] == f"{int(report.kpis['inspections']):,}"
     assert len(sheets["Runs"]) == len(report.runs) == 200  # of 14 x 3 x 3 x 2 = 252 runs
-    assert report.notes == ["Runs table limited to the 200 most recent runs."]
+    assert report.notes[1:] == ["Runs table limited to the 200 most recent runs."]
+    assert report.simulated_runs == report.kpis["runs"] == 252 and report.notes[0].startswith("SIMULATED DATA: 252")
+    assert kpis["SIMULATED runs (not real inspections)"] == "252"
     assert set(sheets["p-chart"].columns) >= {"p", "ucl", "lcl", "out_of_control", "rule"}
 
 
@@ -51,7 +53,7 @@ def test_pdf_has_title_kpis_charts_and_tables(report) -> None:  # type: ignore[n
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert len(reader.pages) >= 3
     for needle in ("Visual inspection quality report", "Key figures", "Pareto of defect types", "p-chart by day",
-                   "Defect rate over time", "Detection rate per known defect type", "Inspection runs", "bottle, screw",
+                   "Defect rate over time", "Detection rate per known defect type", "Inspection runs", "bottle, metal_nut", "SIMULATED DATA",
                    f"{int(report.kpis['inspections']):,}"):
         assert needle in text, needle
     assert sum(len(page.images) for page in reader.pages) == 3  # Pareto, p-chart, trend
@@ -80,16 +82,17 @@ def test_charts_build_and_render(report) -> None:  # type: ignore[no-untyped-def
 
 def test_qc_report_cli_writes_each_format(populated_db: str, tmp_path, capsys) -> None:
     args = ["report", "--db", populated_db, "--from", "2024-03-08", "--to", str(POPULATED_END.date()),
-            "--category", "tile", "--line", "L3"]
+            "--category", "bottle", "--line", "L3"]
     assert main([*args, "--out", str(tmp_path / "r.csv")]) == 0
     csv = pd.read_csv(tmp_path / "r.csv")
-    assert set(csv["category"]) == {"tile"} and set(csv["line"]) == {"L3"}
+    assert set(csv["category"]) == {"bottle"} and set(csv["line"]) == {"L3"}
     assert csv["day"].min() == "2024-03-08" and csv["day"].max() == "2024-03-14"  # the demo ends 03-15 00:00
     assert main([*args, "--format", "xlsx", "--opportunities", "defect_types", "--out", str(tmp_path / "r.bin")]) == 0
     kpis = pd.read_excel(tmp_path / "r.bin", sheet_name="KPIs").set_index("metric")["value"]
-    assert kpis["Opportunities per unit (DPMO)"] == "3"  # tile's three demo defect types
-    out = capsys.readouterr().out
-    assert "wrote" in out and "images inspected" in out
+    assert kpis["Opportunities per unit (DPMO)"] == "3"  # bottle's three synthetic defect types
+    captured = capsys.readouterr()
+    assert "wrote" in captured.out and "images inspected" in captured.out
+    assert "note: SIMULATED DATA" in captured.err
 
 
 def test_qc_report_cli_errors_are_clear(tmp_path, capsys) -> None:
@@ -111,6 +114,6 @@ def test_qc_db_commands(tmp_path, capsys) -> None:
     assert main(["db", "current", "--db", url]) == 0
     assert main(["db", "demo", "--db", url, "--days", "1", "--images-per-run", "5"]) == 0
     out = capsys.readouterr().out
-    assert "revision (empty)" in out and "(head)" in out and "added 36 demo runs" in out
+    assert "revision (empty)" in out and "(head)" in out and "added 36 SIMULATED runs" in out and "lots SIM-*" in out
     assert main(["report", "--db", url, "--from", str(date(2099, 1, 1)), "--out", str(tmp_path / "r.xlsx")]) == 0
     assert "No scored images" in capsys.readouterr().err
