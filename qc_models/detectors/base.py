@@ -93,7 +93,9 @@ def images_to_tensor(
     for i, img in enumerate(images):
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"image {i}: expected (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
-        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        if not img.flags.writeable or not img.flags.c_contiguous:
+            img = np.array(img, order="C")  # torch refuses to wrap read-only buffers silently
+        t = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         if t.shape[-2:] != (size, size):
             mode = "area" if min(t.shape[-2:]) > size else "bilinear"
             t = F.interpolate(t, size=(size, size), mode=mode, **({} if mode == "area" else {"align_corners": False}))
