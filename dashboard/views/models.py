@@ -1,0 +1,198 @@
+"""Models: train in the background, evaluate on the test split, tune the threshold, browse versions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state, widgets
+from dashboard import jobs as jobmod
+from qc_models import registry
+from qc_models.calibration import Calibrator
+from qc_models.evaluation import run_evaluation
+from qc_models.training import MODELS, PROFILES, train_category
+
+MODEL_ORDER = ("cae", "unet", "patchcore", "ensemble")
+METRIC_COLUMNS = ("image_auroc", "average_precision", "f1", "precision", "recall", "false_reject_rate",
+                  "pixel_auroc", "aupro", "iou", "dice", "threshold")
+
+st.title("Models")
+cfg = state.settings()
+reg = state.jobs()
+data_categories = state.categories(str(cfg.data_dir))
+versions = state.model_versions(str(cfg.models_dir), state.generation())
+model_categories = sorted(versions["category"].unique()) if "category" in versions else []
+if not data_categories and not model_categories:
+    widgets.fix_banner(f"No dataset at `{cfg.data_dir}` and no models in `{cfg.models_dir}`. Set up the demo with:",
+                       "qc demo-setup")
+    st.stop()
+
+
+def _job_status(kind: str, key: str) -> None:
+    """Live progress of the newest ``kind`` job for ``key`` (polled while it runs)."""
+    job = reg.latest(kind, key)
+    if job is None:
+        return
+    if not job.finished:
+        st.progress(job.progress, text=f"{job.label}: {job.message} ({job.elapsed_s:.0f} s)")
+    elif job.status == jobmod.FAILED:
+        st.error(f"{job.label} failed: {job.error}")
+    else:
+        st.success(f"{job.label} finished in {job.elapsed_s:.0f} s.")
+        if st.session_state.get(f"seen_{kind}") != job.id:  # new versions or metrics: refresh the whole page once
+            st.session_state[f"seen_{kind}"] = job.id
+            st.rerun(scope="app")
+
+
+def _live(kind: str, key: str) -> None:
+    if reg.latest(kind, key) is not None and not reg.latest(kind, key).finished:
+        st.fragment(run_every=1.5)(_job_status)(kind, key)
+    else:
+        _job_status(kind, key)
+
+
+all_categories = sorted(set(data_categories) | set(model_categories))
+category = st.selectbox("Category", all_categories, key="models_category",
+                        index=all_categories.index(model_categories[0]) if model_categories else 0)
+if any(versions.loc[versions["category"] == category, "untrained_backbone"].fillna(False)) if len(versions) else False:
+    st.warning("These models use an untrained (random-init) backbone: metrics show the pipeline works, not "
+               "production accuracy. Retrain with ImageNet weights for real use.", icon=":material/warning:")
+tab_eval, tab_threshold, tab_train, tab_versions = st.tabs(["Evaluation", "Threshold", "Train", "Versions"])
+
+# ---------------------------------------------------------------- train
+with tab_train:
+    if category not in data_categories:
+        widgets.fix_banner(f"No category '{category}' in the dataset at `{cfg.data_dir}` to train on.",
+                           "qc demo-setup")
+    else:
+        c = st.columns(3)
+        t_category = category
+        t_models = c[0].multiselect("Models", list(MODELS), default=list(MODELS), key="train_models")
+        t_profile = c[1].selectbox("Profile", list(PROFILES), index=list(PROFILES).index("demo"), key="train_profile",
+                                   help="demo: capped epochs and a small coreset (minutes on a CPU); "
+                                        "default: full training.")
+        t_weights = c[2].selectbox("Backbone weights", ["none", "imagenet"], key="train_weights",
+                                   help="imagenet needs the weights in the torch cache (no download here).")
+        train_key = f"train:{t_category}"
+        if st.button("Train", type="primary", icon=":material/model_training:", disabled=not t_models):
+            root, out = str(cfg.data_dir), str(cfg.models_dir)
+
+            def body(progress, stop, category=t_category, models=tuple(t_models), profile=t_profile,
+                     weights=t_weights):
+                return train_category(root, category, models=models, out=out, weights=weights, profile=profile,
+                                      progress=progress)
+
+            try:
+                reg.submit("train", train_key, f"Training {t_category} ({', '.join(t_models)})", body)
+            except jobmod.JobConflictError as exc:
+                st.error(f"Not started: {exc}.")
+        _live("train", train_key)
+        st.caption("Training runs in the background: you can use other pages meanwhile. The new versions are used "
+                   "by Inspect image and Batch inspection as soon as they are saved.")
+
+if category not in model_categories:
+    for tab in (tab_eval, tab_threshold, tab_versions):
+        with tab:
+            st.info(f"No trained models for '{category}' yet: train them on the Train tab.")
+    st.stop()
+
+root = str(cfg.data_dir)
+signature = state.model_signature(str(cfg.models_dir), category)
+stored = state.newest_metrics(str(cfg.models_dir), category, state.generation())
+
+eval_key = f"evaluate:{category}"
+eval_job = reg.latest("evaluate", eval_key)
+evaluation = (eval_job.result if eval_job is not None and eval_job.status == jobmod.DONE
+              and eval_job.meta.get("signature") == signature else None)
+
+# ---------------------------------------------------------------- evaluation
+with tab_eval:
+    st.subheader(f"Test-split metrics · {category}")
+    rows = [{"model": m, **{k: stored[m].get(k) for k in METRIC_COLUMNS}} for m in MODEL_ORDER if m in stored]
+    table = pd.DataFrame(rows)
+    if table.empty or table[list(METRIC_COLUMNS[:-1])].isna().all().all():
+        st.info("No stored metrics yet: evaluate the models on the test split.")
+    else:
+        st.dataframe(table.round(4), hide_index=True, width="stretch")
+    if st.button("Evaluate on the test split", icon=":material/fact_check:",
+                 help="Scores every test image with every model; metrics are stored in model.json."):
+        mset = state.model_set(str(cfg.models_dir), category)
+        models_dir = str(cfg.models_dir)
+        try:
+            reg.submit("evaluate", eval_key, f"Evaluating {category}",
+                       lambda p, s: run_evaluation(root, category, models_dir, progress=p, model_set=mset),
+                       meta={"signature": signature})
+        except jobmod.JobConflictError as exc:
+            st.error(f"Not started: {exc}.")
+    _live("evaluate", eval_key)
+    if evaluation is None:
+        st.caption("ROC curves, score distributions and the confusion matrix appear after an evaluation.")
+    else:
+        scores = evaluation.scores_frame()
+        names = [m for m in MODEL_ORDER if m in evaluation.metrics]
+        curves = charts.roc_points(scores, names)
+        left, right = st.columns([3, 2])
+        left.altair_chart(charts.roc_curves(curves), width="stretch")
+        model = right.selectbox("Model", names, index=len(names) - 1, key="eval_model")
+        mm = evaluation.metrics[model]
+        (tn, fp), (fn, tp) = mm["confusion_matrix"]
+        right.altair_chart(charts.confusion_matrix(tn, fp, fn, tp, f"Confusion matrix · {model}"))
+        sub = scores[scores["model"] == model].assign(score=lambda d: d["normalised"], group=lambda d: d["defect_type"])
+        st.altair_chart(charts.score_distribution(sub, 0.5, f"Normalised scores · {model} (threshold 0.5)"),
+                        width="stretch")
+        per_type = pd.DataFrame(mm["per_defect_type"]).T.rename_axis("defect_type").reset_index()
+        st.subheader("Per defect type")
+        widgets.show_dataframe(per_type, "No defect types in the test split.")
+        st.subheader("Pixel metrics")
+        st.dataframe(pd.DataFrame([{"model": m, **{k: evaluation.metrics[m].get(k) for k in
+                                                   ("pixel_auroc", "aupro", "iou", "dice")}} for m in names]).round(4),
+                     hide_index=True, width="stretch")
+
+# ---------------------------------------------------------------- threshold
+with tab_threshold:
+    st.subheader("Threshold by target false-reject rate")
+    th_model = st.selectbox("Model", [m for m in MODEL_ORDER if m in stored], key="th_model",
+                            index=len([m for m in MODEL_ORDER if m in stored]) - 1,
+                            help="The ensemble's decision is the production OK/NG.")
+    current = stored[th_model]
+    mset = state.model_set(str(cfg.models_dir), category)
+    trained = mset.ensemble if th_model == "ensemble" else mset.members[th_model]
+    stored_target = float(trained.calibrator.target_false_reject_rate)
+    options = sorted({0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, stored_target})
+    target = st.select_slider("Target false-reject rate", options=options, value=stored_target,
+                              format_func=lambda v: f"{100 * v:g} %", key=f"th_target_{th_model}",
+                              help=f"The current threshold was calibrated for {100 * stored_target:g} %.")
+    cal = state.calibration_scores(str(cfg.models_dir), root, category, th_model)
+    if len(cal) < 2:
+        st.warning("The calibration images listed in this model's model.json are not under the dataset root, so "
+                   "the threshold cannot be recomputed here.")
+    else:
+        new = Calibrator(target).fit(np.asarray(cal))
+        c = st.columns(3)
+        c[0].metric("Current threshold (raw)", f"{current['threshold']:.4g}")
+        c[1].metric("New threshold (raw)", f"{new.threshold:.4g}", delta=f"{new.threshold - current['threshold']:+.3g}",
+                    delta_color="off")
+        c[2].metric("Calibration images", len(cal))
+        if evaluation is None:
+            st.caption("Evaluate the models (Evaluation tab) to see the effect on the test split.")
+        else:
+            sub = evaluation.scores_frame()
+            sub = sub[sub["model"] == th_model]
+            effect = widgets.threshold_effect(sub, {"current": current["threshold"], "new": new.threshold})
+            st.dataframe(effect, hide_index=True, width="stretch")
+            st.altair_chart(charts.score_distribution(sub.assign(score=sub["raw"], group=sub["defect_type"]),
+                                                      new.threshold, f"Raw scores · {th_model} (new threshold)"),
+                            width="stretch")
+        saver = getattr(registry, "update_calibration", None)
+        if st.button("Save new threshold", type="primary", disabled=saver is None,
+                     help=None if saver else "Needs qc_models.registry.update_calibration (not installed yet)."):
+            saver(registry.latest_version(cfg.models_dir, category, th_model).path, new)
+            state.clear_caches()
+            st.success(f"Saved: {th_model} now rejects at {new.threshold:.4g}.")
+
+# ---------------------------------------------------------------- versions
+with tab_versions:
+    show = versions[versions["category"] == category] if st.toggle("Only this category", True) else versions
+    widgets.show_dataframe(show.drop(columns=[c for c in ("path",) if c in show]), "No versions.")
+    st.caption(f"Registry: `{cfg.models_dir}` (newest first; the newest version of each model is used).")

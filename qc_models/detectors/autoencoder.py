@@ -1,0 +1,294 @@
+"""Convolutional autoencoder: anomalies are what a model of good images cannot reconstruct.
+
+Trained on good images only, through a narrow spatial bottleneck, so it learns
+to redraw normal structure but not defects. Optionally (``denoise > 0``) some
+training inputs carry synthetic anomalies while the target stays the clean image,
+which teaches the network to actively remove defects (the reconstructive half
+of DRAEM).
+
+The anomaly map combines two error components: SSIM error (local structure) and
+the squared *blurred* difference (colour / brightness shifts; blurring first
+cancels the zero-mean texture detail a small autoencoder never redraws exactly).
+Each component is standardised per pixel with its mean and spread on the good
+training images, so places that are always hard to redraw (sharp edges, borders)
+do not dominate, then the map is smoothed. The image score is a tail mean of the
+map, so a small defect is not averaged away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qc_models.detectors import map_ops
+from qc_models.detectors.base import (
+    Detector,
+    NotFittedError,
+    Prediction,
+    ProgressCallback,
+    images_to_tensor,
+    maps_to_input_sizes,
+)
+from qc_models.detectors.synthetic_anomalies import add_synthetic_anomalies
+from qc_models.detectors.torch_training import (
+    TrainingResult,
+    choose_flips,
+    random_flips,
+    split_train_val,
+    train_with_early_stopping,
+)
+from qc_models.runtime import configure_torch, seed_everything
+
+
+def _down(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True))
+
+
+def _up(cin: int, cout: int) -> nn.Sequential:
+    # Upsample + 3x3 conv rather than a transposed conv: no checkerboard pattern in the error map.
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+class AutoencoderNet(nn.Module):
+    """Encoder of ``depth`` stride-2 convs, a 1x1 bottleneck of ``latent_channels``, mirrored decoder.
+
+    No skip connections: everything must pass the bottleneck at ``1/2**depth`` resolution,
+    i.e. ``latent_channels`` numbers per ``2**depth``-pixel square, too few to copy a defect.
+    One conv per stage keeps training at 128 px to a few ms per image on a CPU core.
+    """
+
+    def __init__(self, base_channels: int = 32, latent_channels: int = 16, depth: int = 4) -> None:
+        super().__init__()
+        chans = [min(base_channels * 2**i, 128) for i in range(depth)]
+        self.encoder = nn.Sequential(*[_down(cin, c) for cin, c in zip([3, *chans[:-1]], chans)])
+        self.bottleneck = nn.Sequential(nn.Conv2d(chans[-1], latent_channels, 1), nn.Tanh())
+        dec_out = [*reversed(chans[:-1])]
+        self.decoder = nn.Sequential(
+            nn.Conv2d(latent_channels, chans[-1], 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            *[_up(cin, c) for cin, c in zip(reversed(chans), dec_out)],
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(chans[0], 3, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(self.bottleneck(self.encoder(x))))
+
+
+class ConvAutoencoder(Detector):
+    """Reconstruction-error detector (``name = "cae"``); see the module docstring."""
+
+    name = "cae"
+
+    def __init__(
+        self,
+        image_size: int = 128,
+        epochs: int = 80,
+        batch_size: int = 16,
+        lr: float = 2e-3,
+        val_fraction: float = 0.15,
+        patience: int = 10,
+        seed: int = 0,
+        base_channels: int = 32,
+        latent_channels: int = 16,
+        depth: int = 4,
+        ssim_weight: float = 0.5,
+        colour_sigma: float = 3.0,
+        smoothing_sigma: float = 2.0,
+        score_fraction: float = 0.002,
+        augment: str = "none",
+        denoise: float = 0.0,
+        max_train_seconds: float | None = None,
+    ) -> None:
+        if image_size % (2**depth) != 0:
+            raise ValueError(f"image_size ({image_size}) must be a multiple of 2**depth ({2**depth})")
+        if not 0.0 <= ssim_weight <= 1.0:
+            raise ValueError(f"ssim_weight must be in [0, 1], got {ssim_weight}")
+        if not 0.0 <= denoise <= 1.0:
+            raise ValueError(f"denoise must be in [0, 1], got {denoise}")
+        self.image_size = int(image_size)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.lr = float(lr)
+        self.val_fraction = float(val_fraction)
+        self.patience = int(patience)
+        self.seed = int(seed)
+        self.base_channels = int(base_channels)
+        self.latent_channels = int(latent_channels)
+        self.depth = int(depth)
+        self.ssim_weight = float(ssim_weight)
+        self.colour_sigma = float(colour_sigma)
+        self.smoothing_sigma = float(smoothing_sigma)
+        self.score_fraction = float(score_fraction)
+        self.augment = augment
+        self.denoise = float(denoise)
+        self.max_train_seconds = None if max_train_seconds is None else float(max_train_seconds)
+        self.net_: AutoencoderNet | None = None
+        self.error_stats_: torch.Tensor | None = None  # (2, 2, size, size): per-pixel mean, spread of each component
+        self.training_: TrainingResult | None = None
+        self.flips_: list[int] = []
+
+    # ------------------------------------------------------------ persistence
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "image_size": self.image_size,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "val_fraction": self.val_fraction,
+            "patience": self.patience,
+            "seed": self.seed,
+            "base_channels": self.base_channels,
+            "latent_channels": self.latent_channels,
+            "depth": self.depth,
+            "ssim_weight": self.ssim_weight,
+            "colour_sigma": self.colour_sigma,
+            "smoothing_sigma": self.smoothing_sigma,
+            "score_fraction": self.score_fraction,
+            "augment": self.augment,
+            "denoise": self.denoise,
+            "max_train_seconds": self.max_train_seconds,
+        }
+
+    def _new_net(self) -> AutoencoderNet:
+        return AutoencoderNet(self.base_channels, self.latent_channels, self.depth)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        if self.net_ is None or self.error_stats_ is None:
+            raise NotFittedError("ConvAutoencoder is not fitted")
+        out = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        out["error_stats"] = self.error_stats_.clone().contiguous()
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> "ConvAutoencoder":
+        configure_torch()
+        expected = (2, 2, self.image_size, self.image_size)
+        if "error_stats" not in tensors or tuple(tensors["error_stats"].shape) != expected:
+            raise KeyError(f"cae state: tensor 'error_stats' missing or not of shape {expected}")
+        net = self._new_net()
+        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        net.load_state_dict(state, strict=True)  # raises naming missing/unexpected keys
+        self.net_ = net.eval()
+        self.error_stats_ = tensors["error_stats"].float().clone()
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"internal_size": self.image_size}
+        if self.training_ is not None:
+            out.update(self.training_.summary())
+            out["flips"] = ["horizontal" if d == -1 else "vertical" for d in self.flips_]
+        return out
+
+    # ------------------------------------------------------------ training
+
+    def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "ConvAutoencoder":
+        """Train on good images; the last ``val_fraction`` (seeded) drive early stopping."""
+        configure_torch()
+        if len(images) < 2:
+            raise ValueError(f"cae: need at least 2 good images to train, got {len(images)}")
+        rng = seed_everything(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        x = images_to_tensor(images, self.image_size, normalize=False)
+        train_idx, val_idx = split_train_val(len(images), self.val_fraction, self.seed)
+        x_train, x_val = x[train_idx], x[val_idx]
+        self.flips_ = choose_flips(x_train, self.augment)
+        net = self._new_net()
+        train_u8 = self._to_uint8(x_train) if self.denoise > 0 else []
+
+        def batches(epoch: int):
+            order = torch.randperm(len(x_train), generator=gen)
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                if len(idx) < 2 and len(order) > 1:
+                    continue  # BatchNorm needs two samples
+                target = x_train[idx]
+                inp = target
+                if self.denoise > 0:
+                    inp = self._corrupt([train_u8[i] for i in idx.tolist()], rng, target)
+                inp, target = random_flips(gen, self.flips_, inp, target)
+                yield inp, target
+
+        val_batches = [
+            (x_val[s : s + self.batch_size],) * 2 for s in range(0, len(x_val), self.batch_size)
+        ]
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs, eta_min=self.lr * 0.05)
+        self.training_ = train_with_early_stopping(
+            net, opt, batches, self._loss, val_batches, self.epochs, self.patience,
+            scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label="cae",
+        )
+        self.net_ = net.eval()
+        self.error_stats_ = self._error_stats(x)
+        return self
+
+    @staticmethod
+    def _to_uint8(x: torch.Tensor) -> list[np.ndarray]:
+        return list((x.permute(0, 2, 3, 1) * 255).round().clamp(0, 255).to(torch.uint8).numpy())
+
+    def _corrupt(self, imgs: list[np.ndarray], rng: np.random.Generator, clean: torch.Tensor) -> torch.Tensor:
+        bad, _ = add_synthetic_anomalies(imgs, rng, probability=self.denoise)
+        out = clean.clone()
+        for i, (a, b) in enumerate(zip(imgs, bad)):
+            if a is not b:
+                out[i] = torch.from_numpy(b).permute(2, 0, 1).float() / 255.0
+        return out
+
+    def _loss(self, net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inp, target = batch
+        recon = net(inp)
+        l2 = map_ops.squared_error(recon, target).mean()
+        ssim = map_ops.ssim_error(recon, target).mean()
+        return l2 + ssim
+
+    def _components(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 2, h, w)``: SSIM error and blurred squared colour difference, in batches."""
+        assert self.net_ is not None
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(x), 32):
+                xb = x[s : s + 32]
+                recon = self.net_(xb)
+                colour = map_ops.gaussian_blur(xb - recon, self.colour_sigma).pow(2).sum(dim=1)
+                out.append(torch.stack([map_ops.ssim_error(recon, xb), colour], dim=1))
+        return torch.cat(out)
+
+    def _error_stats(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-pixel mean and spread of each component on good images, smoothed over space.
+
+        The spread is floored at half its image-wide mean so a pixel that happened to
+        vary little in a few dozen images cannot blow up.
+        """
+        comp = self._components(x)
+        sigma = max(2.0, self.image_size / 32)
+        mean = map_ops.gaussian_blur(comp.mean(dim=0, keepdim=True), sigma)[0]
+        spread = map_ops.gaussian_blur(comp.std(dim=0, keepdim=True), sigma)[0] if len(x) > 1 else mean
+        floor = 0.5 * spread.mean(dim=(1, 2), keepdim=True) + 1e-8
+        return torch.stack([mean, torch.maximum(spread, floor)])
+
+    # ------------------------------------------------------------ inference
+
+    def anomaly_maps_internal(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Smoothed anomaly maps at the internal resolution ``(N, size, size)``."""
+        if self.net_ is None or self.error_stats_ is None:
+            raise NotFittedError("ConvAutoencoder is not fitted; call fit() or load_state_tensors()")
+        configure_torch()
+        comp = self._components(images_to_tensor(images, self.image_size, normalize=False))
+        z = (comp - self.error_stats_[0]) / self.error_stats_[1]
+        w = self.ssim_weight
+        maps = (w * z[:, 0] + (1 - w) * z[:, 1]).clamp_min(0.0)
+        return map_ops.gaussian_blur(maps, self.smoothing_sigma)
+
+    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
+        maps = self.anomaly_maps_internal(images)
+        scores = map_ops.top_fraction_score(maps, self.score_fraction).numpy()
+        return Prediction(image_scores=scores, anomaly_maps=maps_to_input_sizes(maps, images))

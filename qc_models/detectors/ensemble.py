@@ -1,0 +1,200 @@
+"""Ensemble of calibrated detectors, weighted by how well each separates good from anomalous.
+
+Members are combined on their *normalised* outputs (0.5 = the member's own
+threshold), which already share one scale. A plain average would let a weak
+member drag a strong one down, so each member is weighted by its separation of
+the calibration good images from synthetic anomalies made out of those same
+images (:func:`qc_models.detectors.synthetic_anomalies.add_synthetic_anomaly`,
+the generator the U-Net trains on):
+
+    w_m  proportional to  ((AUROC_m - 0.5)+ / 0.5) ** WEIGHT_POWER
+
+The power makes the weights decisive: a member at AUROC 0.75 gets 1/16 of the
+weight of a perfect one, a member at chance gets none. Synthetic defects are
+easy to separate for every decent member (and U-Net learns on their kind), so
+the AUROC used is the mean of the AUROC on all synthetic defects and on only
+the smaller half of them: subtle defects are where members differ.
+
+The combined score is then calibrated on the calibration good images like any
+model (its own threshold, 0.5 = threshold); the caller does that with
+:class:`qc_models.calibration.Calibrator`. Everything here is JSON, no tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from qc_models.calibration import Calibrator
+from qc_models.detectors.base import Prediction, ProgressCallback, no_progress
+from qc_models.metrics import auroc
+
+#: Exponent of the separation-based weights (see module docstring).
+WEIGHT_POWER = 4.0
+#: Synthetic anomalies per calibration good image when weighting members.
+ANOMALIES_PER_IMAGE = 2
+
+
+class EnsembleError(ValueError):
+    """The ensemble cannot be fitted, applied or rebuilt from JSON."""
+
+
+class CalibratedMember(Protocol):
+    """What the ensemble needs of a member: a fitted detector and its calibrator."""
+
+    detector: Any
+    calibrator: Calibrator
+
+
+def weights_from_auroc(aurocs: Mapping[str, float | None], power: float = WEIGHT_POWER) -> dict[str, float]:
+    """Normalised weights ``((AUROC - 0.5)+ / 0.5) ** power``; equal weights if no member separates."""
+    if not aurocs:
+        raise EnsembleError("an ensemble needs at least one member")
+    raw = {k: max((a or 0.5) - 0.5, 0.0) / 0.5 for k, a in aurocs.items()}
+    raw = {k: v**power for k, v in raw.items()}
+    total = sum(raw.values())
+    if total <= 0:
+        return {k: 1.0 / len(raw) for k in raw}
+    return {k: v / total for k, v in raw.items()}
+
+
+class Ensemble:
+    """Weighted mean of members' normalised scores and maps (weights sum to 1)."""
+
+    name: ClassVar[str] = "ensemble"
+
+    def __init__(
+        self,
+        weights: Mapping[str, float],
+        member_versions: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not weights:
+            raise EnsembleError("an ensemble needs at least one member weight")
+        w = {str(k): float(v) for k, v in weights.items()}
+        if any(not np.isfinite(v) or v < 0 for v in w.values()) or sum(w.values()) <= 0:
+            raise EnsembleError(f"ensemble weights must be finite, >= 0 and not all zero, got {w}")
+        total = sum(w.values())
+        self.weights = {k: v / total for k, v in w.items()}
+        self.member_versions = dict(member_versions or {})
+        self.details = dict(details or {})
+
+    @property
+    def members(self) -> list[str]:
+        return list(self.weights)
+
+    def _check_members(self, available: Sequence[str]) -> None:
+        missing = [m for m in self.weights if m not in available]
+        if missing:
+            raise EnsembleError(f"ensemble member(s) {missing} missing (available: {list(available)})")
+
+    def combine_scores(self, normalised: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Weighted mean of members' normalised image scores, ``(N,)`` float64."""
+        self._check_members(list(normalised))
+        return sum(w * np.asarray(normalised[m], dtype=np.float64) for m, w in self.weights.items())
+
+    def combine_maps(self, maps: Mapping[str, Sequence[np.ndarray]]) -> list[np.ndarray]:
+        """Weighted mean of members' normalised anomaly maps (each image at its own size)."""
+        self._check_members(list(maps))
+        n = {len(v) for v in maps.values()}
+        if len(n) != 1:
+            raise EnsembleError(f"members returned different numbers of maps: {sorted(n)}")
+        out = []
+        for i in range(n.pop()):
+            acc = None
+            for m, w in self.weights.items():
+                term = np.float32(w) * np.asarray(maps[m][i], dtype=np.float32)
+                acc = term if acc is None else acc + term
+            out.append(acc.astype(np.float32, copy=False))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weights": dict(self.weights), "member_versions": dict(self.member_versions), "details": self.details}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Ensemble":
+        if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
+            raise EnsembleError("ensemble must be an object with a 'weights' object")
+        weights = data["weights"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in weights.values()):
+            raise EnsembleError("ensemble weights must be numbers")
+        versions = data.get("member_versions") or {}
+        if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
+            raise EnsembleError("ensemble 'member_versions' must map member names to version strings")
+        details = data.get("details") or {}
+        return cls(weights, versions, details if isinstance(details, dict) else {})
+
+
+def member_outputs(member: CalibratedMember, images: Sequence[np.ndarray], batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Normalised scores and maps of one member, predicted in batches."""
+    scores, maps = [], []
+    for start in range(0, len(images), batch_size):
+        pred: Prediction = member.detector.predict(list(images[start : start + batch_size]))
+        scores.append(member.calibrator.normalise(pred.image_scores))
+        maps.extend(member.calibrator.normalise_map(m) for m in pred.anomaly_maps)
+    return np.concatenate(scores), maps
+
+
+def synthetic_set(
+    images: Sequence[np.ndarray], seed: int, per_image: int = ANOMALIES_PER_IMAGE
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Synthetic anomalies made from ``images`` (another image as texture source) and their defect areas."""
+    from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly
+
+    rng = np.random.default_rng(seed)
+    out, areas = [], []
+    n = len(images)
+    for k in range(per_image):
+        for i, img in enumerate(images):
+            source = images[(i + 1 + k) % n] if n > 1 else None
+            anomalous, mask = add_synthetic_anomaly(img, rng, source=source)
+            out.append(anomalous)
+            areas.append(float(mask.mean()))
+    return out, np.asarray(areas)
+
+
+def fit_ensemble(
+    members: Mapping[str, CalibratedMember],
+    good_images: Sequence[np.ndarray],
+    member_versions: Mapping[str, str] | None = None,
+    seed: int = 0,
+    target_false_reject_rate: float = 0.01,
+    progress: ProgressCallback | None = None,
+) -> tuple[Ensemble, Calibrator]:
+    """Weight members on good-vs-synthetic separation, then calibrate the combined score.
+
+    ``good_images`` must be held out from every member's fitting (the calibration set).
+    Returns the ensemble and its calibrator (fitted on the combined good scores and maps).
+    """
+    progress = progress or no_progress
+    if len(members) < 2:
+        raise EnsembleError(f"an ensemble needs at least 2 members, got {list(members)}")
+    if len(good_images) < 2:
+        raise EnsembleError("an ensemble needs at least 2 calibration good images")
+    anomalous, areas = synthetic_set(good_images, seed=seed + 7919)
+    labels = np.r_[np.zeros(len(good_images)), np.ones(len(anomalous))]
+    subtle = np.r_[np.ones(len(good_images), bool), areas <= np.median(areas)]
+    good_out: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+    aurocs: dict[str, float | None] = {}
+    for i, (name, member) in enumerate(members.items()):
+        progress(f"ensemble: scoring {name} on synthetic anomalies", i / len(members))
+        good_scores, good_maps = member_outputs(member, good_images)
+        bad_scores, _ = member_outputs(member, anomalous)
+        good_out[name] = (good_scores, good_maps)
+        s = np.r_[good_scores, bad_scores]
+        full, hard = auroc(labels, s), auroc(labels[subtle], s[subtle])
+        aurocs[name] = None if full is None else 0.5 * (full + (hard if hard is not None else full))
+    weights = weights_from_auroc(aurocs)
+    ensemble = Ensemble(
+        weights,
+        member_versions,
+        details={"synthetic_auroc": aurocs, "n_good": len(good_images), "n_synthetic": len(anomalous),
+                 "weight_power": WEIGHT_POWER},
+    )
+    combined = ensemble.combine_scores({k: v[0] for k, v in good_out.items()})
+    combined_maps = ensemble.combine_maps({k: v[1] for k, v in good_out.items()})
+    calibrator = Calibrator(target_false_reject_rate).fit(combined, combined_maps)
+    progress("ensemble: calibrated", 1.0)
+    return ensemble, calibrator

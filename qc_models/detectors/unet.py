@@ -1,0 +1,308 @@
+"""U-Net defect segmentation trained without labelled defects.
+
+Training on the test set's masks would leak it into the model, and users rarely
+have many labelled defects, so the U-Net learns to segment synthetic anomalies
+pasted onto good training images (DRAEM / CutPaste style, see
+:mod:`qc_models.detectors.synthetic_anomalies`). When the user does have a
+labelled defect folder, its ``(image, mask)`` pairs (``extra_defects``) are mixed
+in. Defect pixels are rare, so the loss is focal loss plus soft Dice. Early
+stopping watches held-out good images, each seen clean and with a synthetic
+anomaly drawn once from a fixed seed, so the validation set never moves.
+The anomaly map is the smoothed defect probability; the image score is its
+maximum (or a tail mean, ``score_fraction > 0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qc_models.detectors import map_ops
+from qc_models.detectors.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Detector,
+    NotFittedError,
+    Prediction,
+    ProgressCallback,
+    images_to_tensor,
+    maps_to_input_sizes,
+)
+from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly
+from qc_models.detectors.torch_training import (
+    TrainingResult,
+    choose_flips,
+    random_flips,
+    split_train_val,
+    train_with_early_stopping,
+)
+from qc_models.runtime import configure_torch, seed_everything
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """U-Net (Ronneberger et al. 2015) behind a stride-2 stem, one defect logit per pixel.
+
+    The stem halves the resolution first: the encoder/decoder then cost a quarter,
+    and the logits are upsampled back, which loses nothing visible once the map is smoothed.
+    """
+
+    def __init__(self, base_channels: int = 16, depth: int = 3) -> None:
+        super().__init__()
+        chans = [base_channels * 2**i for i in range(depth + 1)]
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, chans[0], 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)
+        )
+        self.downs = nn.ModuleList([_block(chans[0], chans[0])] + [_block(chans[i], chans[i + 1]) for i in range(depth)])
+        self.ups = nn.ModuleList([_block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(chans[0], 1, 1)
+        # Start from "defects are rare" (p ~ 1 %), as RetinaNet does: stable, faster focal-loss training.
+        nn.init.constant_(self.head.bias, -4.6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        x = self.stem(x)
+        skips = []
+        for i, down in enumerate(self.downs):
+            x = down(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        for up, skip in zip(self.ups, reversed(skips[:-1])):
+            x = up(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+        return F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def focal_dice_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, dice_weight: float = 1.0) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017) + soft Dice over the whole batch; both cope with rare defect pixels.
+
+    Dice is computed over the batch, so images without a defect do not make it undefined.
+    """
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = torch.exp(-bce)
+    focal = ((1.0 - p_t) ** gamma * bce).mean()
+    prob = torch.sigmoid(logits)
+    dice = 1.0 - (2.0 * (prob * target).sum() + 1.0) / (prob.sum() + target.sum() + 1.0)
+    return focal + dice_weight * dice
+
+
+def _normalise(x_uint8: torch.Tensor) -> torch.Tensor:
+    """``(N, H, W, 3)`` uint8 -> ImageNet-normalised ``(N, 3, H, W)`` float."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x_uint8.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+
+
+class UNetDetector(Detector):
+    """Synthetic-anomaly-trained segmentation detector (``name = "unet"``); see the module docstring."""
+
+    name = "unet"
+
+    def __init__(
+        self,
+        image_size: int = 128,
+        epochs: int = 60,
+        batch_size: int = 16,
+        lr: float = 2e-3,
+        val_fraction: float = 0.15,
+        patience: int = 10,
+        seed: int = 0,
+        extra_defects: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+        base_channels: int = 16,
+        depth: int = 3,
+        anomaly_probability: float = 0.5,
+        focal_gamma: float = 2.0,
+        dice_weight: float = 1.0,
+        smoothing_sigma: float = 2.0,
+        score_fraction: float = 0.0,
+        augment: str = "none",
+        max_train_seconds: float | None = None,
+    ) -> None:
+        if image_size % (2 ** (depth + 1)) != 0:
+            raise ValueError(f"image_size ({image_size}) must be a multiple of 2**(depth+1) ({2 ** (depth + 1)})")
+        if not 0.0 < anomaly_probability <= 1.0:
+            raise ValueError(f"anomaly_probability must be in (0, 1], got {anomaly_probability}")
+        self.image_size = int(image_size)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.lr = float(lr)
+        self.val_fraction = float(val_fraction)
+        self.patience = int(patience)
+        self.seed = int(seed)
+        self.extra_defects = self._check_extra(extra_defects)
+        self.base_channels = int(base_channels)
+        self.depth = int(depth)
+        self.anomaly_probability = float(anomaly_probability)
+        self.focal_gamma = float(focal_gamma)
+        self.dice_weight = float(dice_weight)
+        self.smoothing_sigma = float(smoothing_sigma)
+        self.score_fraction = float(score_fraction)
+        self.augment = augment
+        self.max_train_seconds = None if max_train_seconds is None else float(max_train_seconds)
+        self.net_: UNet | None = None
+        self.training_: TrainingResult | None = None
+        self.flips_: list[int] = []
+
+    @staticmethod
+    def _check_extra(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        out: list[tuple[np.ndarray, np.ndarray]] = []
+        for i, pair in enumerate(pairs or []):
+            if len(pair) != 2:
+                raise ValueError(f"extra_defects[{i}]: expected an (image, mask) pair")
+            img, mask = pair
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise ValueError(f"extra_defects[{i}]: image must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
+            if mask.shape != img.shape[:2]:
+                raise ValueError(f"extra_defects[{i}]: mask shape {mask.shape} does not match image {img.shape[:2]}")
+            out.append((img, mask.astype(bool)))
+        return out
+
+    # ------------------------------------------------------------ persistence
+
+    def get_config(self) -> dict[str, Any]:
+        """``extra_defects`` is training data, not configuration: it is left out (None)."""
+        return {
+            "image_size": self.image_size,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "val_fraction": self.val_fraction,
+            "patience": self.patience,
+            "seed": self.seed,
+            "extra_defects": None,
+            "base_channels": self.base_channels,
+            "depth": self.depth,
+            "anomaly_probability": self.anomaly_probability,
+            "focal_gamma": self.focal_gamma,
+            "dice_weight": self.dice_weight,
+            "smoothing_sigma": self.smoothing_sigma,
+            "score_fraction": self.score_fraction,
+            "augment": self.augment,
+            "max_train_seconds": self.max_train_seconds,
+        }
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        if self.net_ is None:
+            raise NotFittedError("UNetDetector is not fitted")
+        return {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> "UNetDetector":
+        configure_torch()
+        net = UNet(self.base_channels, self.depth)
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
+        self.net_ = net.eval()
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"internal_size": self.image_size, "extra_defects_used": len(self.extra_defects)}
+        if self.training_ is not None:
+            out.update(self.training_.summary())
+            out["flips"] = ["horizontal" if d == -1 else "vertical" for d in self.flips_]
+        return out
+
+    # ------------------------------------------------------------ training
+
+    def _resize_u8(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        x = images_to_tensor(images, self.image_size, normalize=False)
+        return (x.permute(0, 2, 3, 1) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+    def _synthesise(self, good: np.ndarray, idx: np.ndarray, rng: np.random.Generator, p: float):
+        """Images ``good[idx]``, each with a synthetic anomaly with probability ``p``, and their masks."""
+        imgs = good[idx].copy()
+        masks = np.zeros(imgs.shape[:3], dtype=np.float32)
+        for j, i in enumerate(idx):
+            if rng.random() < p:
+                src = good[int(rng.integers(len(good)))] if len(good) > 1 else None
+                imgs[j], m = add_synthetic_anomaly(good[i], rng, source=src)
+                masks[j] = m
+        return torch.from_numpy(imgs), torch.from_numpy(masks)
+
+    def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "UNetDetector":
+        """Train on good images (plus ``extra_defects``); see the module docstring."""
+        configure_torch()
+        if len(images) < 2:
+            raise ValueError(f"unet: need at least 2 good images to train, got {len(images)}")
+        rng = seed_everything(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        good = self._resize_u8(images)
+        train_idx, val_idx = split_train_val(len(images), self.val_fraction, self.seed)
+        train_good = good[train_idx]
+        self.flips_ = choose_flips(torch.from_numpy(train_good).permute(0, 3, 1, 2).float() / 255.0, self.augment)
+        extra_x = extra_m = None
+        if self.extra_defects:
+            extra_x = torch.from_numpy(self._resize_u8([p[0] for p in self.extra_defects]))
+            size = (self.image_size, self.image_size)
+            extra_m = torch.cat([
+                F.interpolate(torch.from_numpy(p[1]).float()[None, None], size=size, mode="bilinear", align_corners=False)[0]
+                for p in self.extra_defects
+            ]).gt(0.5).float()
+
+        def batches(epoch: int):
+            order = torch.randperm(len(train_good), generator=gen).numpy()
+            if extra_x is not None:  # extra defects are indices past the good images
+                order = np.concatenate([order, len(train_good) + np.arange(len(extra_x))])
+                order = order[torch.randperm(len(order), generator=gen).numpy()]
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                if len(idx) < 2 and len(order) > 1:
+                    continue  # BatchNorm needs two samples
+                gi, ei = idx[idx < len(train_good)], idx[idx >= len(train_good)] - len(train_good)
+                x, y = self._synthesise(train_good, gi, rng, self.anomaly_probability)
+                if len(ei):
+                    x, y = torch.cat([x, extra_x[ei]]), torch.cat([y, extra_m[ei]])
+                x, y = random_flips(gen, self.flips_, _normalise(x), y)
+                yield x, y
+
+        val_batches = []
+        if len(val_idx):
+            vrng = np.random.default_rng(self.seed + 7919)  # fixed: the same anomalies every epoch
+            clean = torch.from_numpy(good[val_idx])
+            bad, bad_m = self._synthesise(good, val_idx, vrng, 1.0)
+            vx = torch.cat([clean, bad])
+            vy = torch.cat([torch.zeros(clean.shape[:3]), bad_m])
+            val_batches = [(_normalise(vx[s : s + self.batch_size]), vy[s : s + self.batch_size])
+                           for s in range(0, len(vx), self.batch_size)]
+
+        net = UNet(self.base_channels, self.depth)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs, eta_min=self.lr * 0.05)
+        self.training_ = train_with_early_stopping(
+            net, opt, batches, self._loss, val_batches, self.epochs, self.patience,
+            scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label="unet",
+        )
+        self.net_ = net.eval()
+        return self
+
+    def _loss(self, net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return focal_dice_loss(net(x), y, self.focal_gamma, self.dice_weight)
+
+    # ------------------------------------------------------------ inference
+
+    def anomaly_maps_internal(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Smoothed defect probabilities at the internal resolution ``(N, size, size)``."""
+        if self.net_ is None:
+            raise NotFittedError("UNetDetector is not fitted; call fit() or load_state_tensors()")
+        configure_torch()
+        x = images_to_tensor(images, self.image_size, normalize=True)
+        with torch.no_grad():
+            probs = torch.cat([torch.sigmoid(self.net_(x[s : s + 32])) for s in range(0, len(x), 32)])
+        return map_ops.gaussian_blur(probs, self.smoothing_sigma)
+
+    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
+        maps = self.anomaly_maps_internal(images)
+        scores = map_ops.top_fraction_score(maps, self.score_fraction).numpy()
+        return Prediction(image_scores=scores, anomaly_maps=maps_to_input_sizes(maps, images))

@@ -1,0 +1,113 @@
+"""Listing the registry: versions newest first, categories, and the newest model set of a category.
+
+Reads only ``model.json`` files for listings (fast, for the dashboard and the
+database); loading a model set goes through :func:`load_model`, with all its checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qc_models.model_set import MODEL_ORDER, ModelSet
+from qc_models.registry.artifacts import ModelError, TrainedModel, load_model, read_metadata, uses_untrained_backbone
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version directory as listed (model.json read, tensors not loaded)."""
+
+    category: str
+    model: str
+    version: str
+    path: Path
+    created: str | None = None
+    threshold: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)
+    untrained_backbone: bool = False
+    error: str | None = None
+
+
+def _subdirs(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def registry_categories(models_dir: str | Path) -> list[str]:
+    """Categories with at least one model version."""
+    return [c.name for c in _subdirs(Path(models_dir)) if any(_subdirs(m) for m in _subdirs(c))]
+
+
+def list_versions(models_dir: str | Path, category: str | None = None, model: str | None = None) -> list[VersionInfo]:
+    """All versions (optionally of one category/model), newest first; broken ones carry ``error``."""
+    out: list[VersionInfo] = []
+    for cat_dir in _subdirs(Path(models_dir)):
+        if category is not None and cat_dir.name != category:
+            continue
+        for model_dir in _subdirs(cat_dir):
+            if model is not None and model_dir.name != model:
+                continue
+            for vdir in _subdirs(model_dir):
+                try:
+                    meta = read_metadata(vdir)
+                except ModelError as exc:
+                    out.append(VersionInfo(cat_dir.name, model_dir.name, vdir.name, vdir, error=str(exc)))
+                    continue
+                out.append(
+                    VersionInfo(
+                        category=cat_dir.name,
+                        model=model_dir.name,
+                        version=vdir.name,
+                        path=vdir,
+                        created=meta.get("created"),
+                        threshold=float(meta["threshold"]),
+                        metrics=meta.get("metrics") or {},
+                        weights=meta.get("weights") or {},
+                        untrained_backbone=uses_untrained_backbone(meta.get("weights")),
+                    )
+                )
+    out.sort(key=lambda v: (v.version, v.category, v.model), reverse=True)
+    return out
+
+
+def latest_version(models_dir: str | Path, category: str, model: str) -> VersionInfo | None:
+    """The newest version of ``category``/``model``, or None when there is none."""
+    versions = list_versions(models_dir, category, model)
+    return versions[0] if versions else None
+
+
+def resolve_category(models_dir: str | Path, category: str | None) -> str:
+    """``category`` checked against the registry, or inferred when the registry holds only one."""
+    cats = registry_categories(models_dir)
+    if not cats:
+        raise ModelError(models_dir, "no trained models found (train some with: qc train ROOT --category C --out DIR)")
+    if category is None:
+        if len(cats) > 1:
+            raise ModelError(models_dir, f"several categories have models ({', '.join(cats)}); choose one with --category")
+        return cats[0]
+    if category not in cats:
+        raise ModelError(models_dir, f"no models for category '{category}' (found: {', '.join(cats)})")
+    return category
+
+
+def load_model_set(
+    models_dir: str | Path, category: str | None = None, models: Sequence[str] | None = None
+) -> ModelSet:
+    """The newest version of each model of a category (optionally only ``models``), ready to score."""
+    category = resolve_category(models_dir, category)
+    cat_dir = Path(models_dir) / category
+    names = [d.name for d in _subdirs(cat_dir) if _subdirs(d)]
+    if models is not None:
+        unknown = sorted(set(models) - set(names))
+        if unknown:
+            raise ModelError(cat_dir, f"no trained model(s) {unknown} (found: {', '.join(names)})")
+        names = [n for n in names if n in models]
+    loaded: dict[str, TrainedModel] = {}
+    for name in sorted(names, key=lambda n: (MODEL_ORDER.index(n) if n in MODEL_ORDER else 99, n)):
+        newest = _subdirs(cat_dir / name)[-1]  # version names sort by time
+        loaded[name] = load_model(newest)
+    return ModelSet.from_models(category, loaded)

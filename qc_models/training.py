@@ -1,0 +1,263 @@
+"""Training pipeline: good images -> fitted, calibrated, versioned models (+ ensemble).
+
+For one category: load ``train/good`` (unreadable files are skipped and recorded),
+hold out a seeded calibration split that no detector ever fits on, fit each
+detector, calibrate it on the hold-out (optionally record an F1 threshold on a
+separate labelled validation folder, never the test set), save a registry
+version, then fit the ensemble on the newest versions of every detector of the
+category, using only images held out from all of them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qc_models.calibration import CALIBRATION_FRACTION, MIN_CALIBRATION_IMAGES, Calibrator, split_calibration
+from qc_models.config import Settings
+from qc_models.data import GOOD, DatasetError, ImageLoadError, is_image_file, load_rgb, open_category
+from qc_models.detectors.base import Detector, ProgressCallback, no_progress
+from qc_models.detectors.ensemble import fit_ensemble
+from qc_models.registry import (
+    DETECTOR_TYPES,
+    ENSEMBLE,
+    ModelError,
+    TrainedModel,
+    data_fingerprint,
+    detector_class,
+    latest_version,
+    load_model,
+    save_ensemble,
+    save_model,
+)
+from qc_models.runtime import configure_torch, seed_everything
+
+log = logging.getLogger(__name__)
+
+MODELS = ("cae", "unet", "patchcore")
+PROFILES = ("default", "demo")
+
+#: Per-profile overrides of detector parameters (only those a detector accepts are passed).
+#: "demo" trades some accuracy for speed: 4 categories x 3 models in a few minutes on 2 cores.
+PROFILE_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
+    # Learned detectors stop after 4 min of training (early stopping usually ends them sooner);
+    # the check runs between epochs, so the 5 min target keeps an epoch of headroom.
+    "default": {"cae": {"max_train_seconds": 240.0}, "unet": {"max_train_seconds": 240.0}, "patchcore": {}},
+    # ~2 min per category for all three: the demo trains 4 categories in under ~10 min.
+    "demo": {
+        "cae": {"epochs": 30, "max_train_seconds": 30.0},
+        "unet": {"epochs": 30, "max_train_seconds": 40.0},
+        "patchcore": {"coreset_ratio": 0.05},
+    },
+}
+PREDICT_BATCH = 16
+#: Largest working size of the learned detectors (cae, unet); ``size`` applies fully to patchcore.
+LEARNED_MAX_SIZE = 128
+
+
+def detector_kwargs(
+    model: str,
+    profile: str = "default",
+    size: int = 256,
+    epochs: int | None = None,
+    weights: str = "none",
+    backbone: str = "resnet18",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Constructor arguments for ``model``: profile settings, then explicit arguments; unknown ones dropped."""
+    if profile not in PROFILE_PARAMS:
+        raise ValueError(f"unknown profile '{profile}' (choose from {', '.join(PROFILES)})")
+    cls = detector_class(model)
+    wanted: dict[str, Any] = dict(PROFILE_PARAMS[profile].get(model, {}))
+    # The learned detectors work at most at LEARNED_MAX_SIZE px (4x less compute than 256 px);
+    # their maps are resized back to each image's resolution anyway.
+    work_size = int(size) if model == "patchcore" else min(int(size), LEARNED_MAX_SIZE)
+    wanted.update({"image_size": work_size, "seed": int(seed), "weights": weights, "backbone": backbone})
+    if epochs is not None:
+        wanted["epochs"] = int(epochs)
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return wanted
+    return {k: v for k, v in wanted.items() if k in params}
+
+
+def _load_images(paths: Sequence[Path]) -> tuple[list[np.ndarray], list[Path], list[dict[str, str]]]:
+    images, ok, skipped = [], [], []
+    for p in paths:
+        try:
+            images.append(load_rgb(p))
+            ok.append(p)
+        except ImageLoadError as exc:
+            log.warning("skipping unreadable training image %s", exc)
+            skipped.append({"path": str(p), "kind": exc.kind, "reason": exc.reason})
+    return images, ok, skipped
+
+
+def predict_in_batches(detector: Any, images: Sequence[np.ndarray], batch_size: int = PREDICT_BATCH) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Raw scores and maps of ``images``, one ``predict`` call per batch."""
+    scores, maps = [], []
+    for start in range(0, len(images), batch_size):
+        pred = detector.predict(list(images[start : start + batch_size]))
+        scores.append(np.asarray(pred.image_scores, dtype=np.float64))
+        maps.extend(pred.anomaly_maps)
+    return np.concatenate(scores), maps
+
+
+def load_validation_folder(folder: str | Path, test_dir: Path | None = None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Images and labels (1 = defective) of a labelled folder ``<folder>/<good|defect_type>/*``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: validation folder does not exist")
+    if test_dir is not None and test_dir.exists() and folder.resolve() == test_dir.resolve():
+        raise DatasetError(f"{folder}: this is the test set; thresholds are never fitted on it (give a separate folder)")
+    paths, labels = [], []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(f for f in sub.iterdir() if f.is_file() and is_image_file(f))
+        paths += files
+        labels += [0 if sub.name == GOOD else 1] * len(files)
+    images, ok, _ = _load_images(paths)
+    keep = {p: lab for p, lab in zip(paths, labels)}
+    y = np.array([keep[p] for p in ok], dtype=int)
+    if y.size == 0 or y.min() == y.max():
+        raise DatasetError(f"{folder}: a validation folder needs readable images in 'good/' and in defect folders")
+    return images, y
+
+
+def _scaled(progress: ProgressCallback, lo: float, hi: float, prefix: str) -> ProgressCallback:
+    return lambda msg, frac: progress(f"{prefix}{msg}", lo + (hi - lo) * min(max(frac, 0.0), 1.0))
+
+
+def train_category(
+    root: str | Path,
+    category: str,
+    models: Sequence[str] = MODELS,
+    out: str | Path | None = None,
+    weights: str = "none",
+    backbone: str = "resnet18",
+    size: int = 256,
+    epochs: int | None = None,
+    seed: int = 0,
+    target_false_reject_rate: float = 0.01,
+    validation_dir: str | Path | None = None,
+    profile: str = "default",
+    progress: ProgressCallback | None = None,
+    detector_overrides: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Path]:
+    """Fit, calibrate and save ``models`` for ``category``; returns {model name: version dir}.
+
+    ``detector_overrides`` (model -> kwargs) are applied last, e.g. a small coreset in tests.
+    The ensemble is refitted whenever the category then has more than one detector.
+    """
+    configure_torch()
+    progress = progress or no_progress
+    out = Path(out) if out is not None else Settings.from_env().models_dir
+    unknown = [m for m in models if m not in DETECTOR_TYPES and m != ENSEMBLE]
+    if unknown or not models:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
+    layout = open_category(root, category)
+    detectors = [m for m in models if m != ENSEMBLE]
+    if "patchcore" in detectors and weights != "none":
+        # Fail before minutes of training other models when the weights are unavailable.
+        from qc_models.detectors.backbone import load_backbone
+
+        load_backbone(backbone, weights)
+    paths = [s.path for s in layout.samples("train")]
+    if not paths:
+        raise DatasetError(f"{layout.path / 'train' / GOOD}: no good training images")
+    images, paths, skipped = _load_images(paths)
+    fit_idx, cal_idx = split_calibration(len(images), CALIBRATION_FRACTION, MIN_CALIBRATION_IMAGES, seed)
+    fit_images = [images[i] for i in fit_idx]
+    cal_images = [images[i] for i in cal_idx]
+    validation = None
+    if validation_dir is not None:
+        validation = load_validation_folder(validation_dir, layout.path / "test")
+    training = {
+        "dataset_root": str(Path(root).resolve()),
+        "fingerprint": data_fingerprint(paths),
+        "n_train_images": len(images),
+        "fit_files": [paths[i].name for i in fit_idx],
+        "calibration_files": [paths[i].name for i in cal_idx],
+        "skipped_files": skipped,
+        "seed": seed,
+        "profile": profile,
+        "validation_dir": None if validation_dir is None else str(validation_dir),
+    }
+    result: dict[str, Path] = {}
+    fresh: dict[str, TrainedModel] = {}
+    share = 0.9 / max(len(detectors), 1)
+    for k, name in enumerate(detectors):
+        step = _scaled(progress, k * share, (k + 1) * share, f"{category}/{name}: ")
+        kwargs = detector_kwargs(name, profile, size, epochs, weights, backbone, seed)
+        kwargs.update((detector_overrides or {}).get(name, {}))
+        seed_everything(seed)
+        detector: Detector = detector_class(name)(**kwargs)
+        t0 = time.perf_counter()
+        detector.fit(fit_images, progress=_scaled(step, 0.0, 0.85, "fit: "))
+        fit_seconds = time.perf_counter() - t0
+        step("calibrating", 0.9)
+        cal_scores, cal_maps = predict_in_batches(detector, cal_images)
+        calibrator = Calibrator(target_false_reject_rate).fit(cal_scores, cal_maps)
+        if validation is not None:
+            val_scores, _ = predict_in_batches(detector, validation[0])
+            calibrator.fit_validation(val_scores, validation[1])
+        info = dict(training, fit_seconds=round(fit_seconds, 3), n_fit=len(fit_images), n_calibration=len(cal_images))
+        path = save_model(out, category, detector, calibrator, training=info)
+        result[name] = path
+        fresh[name] = TrainedModel(name, detector, calibrator, {"version": path.name, "training": info}, path)
+        step(f"saved {path}", 1.0)
+    ens = fit_category_ensemble(root, category, out, fresh, seed, target_false_reject_rate,
+                                _scaled(progress, 0.9, 1.0, f"{category}/ensemble: "))
+    if ens is not None:
+        result[ENSEMBLE] = ens
+    progress(f"{category}: done", 1.0)
+    return result
+
+
+def fit_category_ensemble(
+    root: str | Path,
+    category: str,
+    models_dir: str | Path,
+    fresh: dict[str, TrainedModel] | None = None,
+    seed: int = 0,
+    target_false_reject_rate: float = 0.01,
+    progress: ProgressCallback | None = None,
+) -> Path | None:
+    """Fit and save the ensemble over the newest version of each detector; None if < 2 usable.
+
+    Only calibration images held out from *every* member are used (intersection of
+    their recorded calibration files), so no member is scored on its own training data.
+    """
+    progress = progress or no_progress
+    members: dict[str, TrainedModel] = {}
+    for name in MODELS:
+        newest = latest_version(models_dir, category, name)
+        if fresh and name in fresh and (newest is None or newest.version == fresh[name].version):
+            members[name] = fresh[name]
+        elif newest is not None:
+            try:
+                members[name] = load_model(newest.path)
+            except ModelError as exc:
+                log.warning("ensemble: skipping %s (%s)", name, exc)
+    if len(members) < 2:
+        return None
+    cal_sets = [set(m.metadata.get("training", {}).get("calibration_files", [])) for m in members.values()]
+    fingerprints = {m.metadata.get("training", {}).get("fingerprint") for m in members.values()}
+    if len(fingerprints) > 1:
+        log.warning("ensemble: members of %s were trained on different data; using shared held-out images only", category)
+    names = sorted(set.intersection(*cal_sets))
+    folder = Path(root) / category / "train" / GOOD
+    images, ok, _ = _load_images([folder / n for n in names if (folder / n).is_file()])
+    if len(images) < MIN_CALIBRATION_IMAGES:
+        log.warning("ensemble: only %d images are held out from all members of %s; ensemble not built", len(images), category)
+        return None
+    versions = {k: v.version for k, v in members.items()}
+    ensemble, calibrator = fit_ensemble(members, images, versions, seed, target_false_reject_rate, progress)
+    training = {"calibration_files": [p.name for p in ok], "member_versions": versions, "seed": seed,
+                "fingerprint": sorted(f for f in fingerprints if f)[0] if any(fingerprints) else None}
+    return save_ensemble(models_dir, category, ensemble, calibrator, training=training)

@@ -1,0 +1,180 @@
+"""Convolutional autoencoder detector, the shared training loop and map post-processing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from qc_models.detectors import map_ops
+from qc_models.detectors.autoencoder import ConvAutoencoder
+from qc_models.detectors.base import NotFittedError
+from qc_models.detectors.torch_training import choose_flips, split_train_val, train_with_early_stopping
+from qc_models.runtime import seed_everything
+
+TINY = dict(image_size=32, depth=3, base_channels=8, latent_channels=4, batch_size=8, seed=0)
+
+
+def stripes(rng: np.random.Generator, n: int, size: int = 48) -> list[np.ndarray]:
+    """A simple texture: soft horizontal stripes with a random phase and a little noise."""
+    y = np.arange(size, dtype=np.float32)[:, None, None]
+    out = []
+    for _ in range(n):
+        v = 128 + 70 * np.sin(2 * np.pi * y / 12 + rng.uniform(0, 2 * np.pi)) + rng.normal(0, 3, (size, size, 1))
+        out.append(np.repeat(v, 3, axis=2).clip(0, 255).astype(np.uint8))
+    return out
+
+
+def plant_defect(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A red square; returns the image and the square's mask."""
+    out = img.copy()
+    y, x = rng.integers(8, img.shape[0] - 16, size=2)
+    out[y : y + 9, x : x + 9] = (220, 30, 30)
+    mask = np.zeros(img.shape[:2], bool)
+    mask[y : y + 9, x : x + 9] = True
+    return out, mask
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[ConvAutoencoder, list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+    rng = np.random.default_rng(0)
+    train = stripes(rng, 24)
+    good = stripes(rng, 6)
+    bad = [plant_defect(img, rng) for img in stripes(rng, 6)]
+    model = ConvAutoencoder(epochs=40, patience=40, lr=5e-3, **TINY).fit(train)
+    return model, good, bad
+
+
+def test_planted_defect_scores_above_good_images(fitted) -> None:
+    model, good, bad = fitted
+    pred = model.predict(good + [b for b, _ in bad])
+    scores = pred.image_scores
+    assert scores[6:].min() > scores[:6].max()
+    for (_, mask), amap in zip(bad, pred.anomaly_maps[6:]):  # each map peaks on (or next to) its defect
+        y, x = np.unravel_index(amap.argmax(), amap.shape)
+        near = np.argwhere(mask)
+        assert np.abs(near - (y, x)).max(axis=1).min() <= 3
+
+
+def test_maps_come_back_at_each_input_resolution(fitted) -> None:
+    model, good, _ = fitted
+    rng = np.random.default_rng(1)
+    images = [good[0], rng.integers(0, 255, (40, 70, 3), dtype=np.uint8), rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)]
+    pred = model.predict(images)
+    assert pred.image_scores.shape == (3,) and np.isfinite(pred.image_scores).all()
+    assert [m.shape for m in pred.anomaly_maps] == [(48, 48), (40, 70), (20, 24)]
+    assert all(m.dtype == np.float32 for m in pred.anomaly_maps)
+
+
+def test_state_round_trip_gives_identical_predictions(fitted) -> None:
+    model, good, bad = fitted
+    config = json.loads(json.dumps(model.get_config()))
+    tensors = model.state_tensors()
+    assert all(isinstance(t, torch.Tensor) and t.is_contiguous() for t in tensors.values())
+    clone = ConvAutoencoder(**config).load_state_tensors(tensors)
+    images = good + [b for b, _ in bad]
+    a, b = model.predict(images), clone.predict(images)
+    np.testing.assert_array_equal(a.image_scores, b.image_scores)
+    for m1, m2 in zip(a.anomaly_maps, b.anomaly_maps):
+        np.testing.assert_array_equal(m1, m2)
+
+
+def test_describe_reports_training(fitted) -> None:
+    info = fitted[0].describe()
+    assert info["epochs_run"] >= 1 and info["best_epoch"] <= info["epochs_run"]
+    assert np.isfinite(info["best_val_loss"]) and isinstance(info["early_stopped"], bool)
+    json.dumps(info)
+
+
+def test_fit_is_deterministic_for_a_seed() -> None:
+    rng = np.random.default_rng(2)
+    train, test = stripes(rng, 8), stripes(rng, 2)
+    cfg = dict(TINY, epochs=2)
+    a = ConvAutoencoder(**cfg).fit(train).predict(test).image_scores
+    b = ConvAutoencoder(**cfg).fit(train).predict(test).image_scores
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_unfitted_and_bad_arguments_are_refused() -> None:
+    with pytest.raises(NotFittedError):
+        ConvAutoencoder(**TINY).predict(stripes(np.random.default_rng(0), 1))
+    with pytest.raises(ValueError, match="multiple"):
+        ConvAutoencoder(image_size=50, depth=3)
+    with pytest.raises(ValueError, match="at least 2"):
+        ConvAutoencoder(**TINY).fit(stripes(np.random.default_rng(0), 1))
+    with pytest.raises(KeyError, match="error_stats"):
+        ConvAutoencoder(**TINY).load_state_tensors({})
+
+
+def test_denoising_variant_trains() -> None:
+    rng = np.random.default_rng(3)
+    model = ConvAutoencoder(epochs=1, denoise=0.5, **TINY).fit(stripes(rng, 6))
+    assert model.predict(stripes(rng, 2)).image_scores.shape == (2,)
+
+
+# ---------------------------------------------------------------- shared training loop
+
+
+def _loop(train_target: float, val_target: float, lr: float, epochs: int = 20, patience: int = 3):
+    seed_everything(0)
+    model = nn.Linear(1, 1)
+    x = torch.ones(4, 1)
+    batches = lambda epoch: [(x, torch.full((4, 1), train_target))]  # noqa: E731
+    loss_fn = lambda m, b: (m(b[0]) - b[1]).pow(2).mean()  # noqa: E731
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    val = [(x, torch.full((4, 1), val_target))]
+    return model, train_with_early_stopping(model, opt, batches, loss_fn, val, epochs, patience), loss_fn, val
+
+
+def test_early_stopping_stops_when_validation_does_not_improve() -> None:
+    _, result, _, _ = _loop(0.0, 0.0, lr=0.0, patience=3)  # lr 0: the loss never moves
+    assert result.early_stopped and result.epochs_run == 4 and result.best_epoch == 1
+
+
+def test_best_weights_are_restored_when_validation_gets_worse() -> None:
+    # Training pulls the output towards +5 while validation wants -5: epoch 1 is the best.
+    model, result, loss_fn, val = _loop(5.0, -5.0, lr=0.1, patience=2)
+    assert result.early_stopped and result.best_epoch == 1 and result.epochs_run == 3
+    with torch.no_grad():
+        assert loss_fn(model, val[0]).item() == pytest.approx(result.best_val_loss, rel=1e-6)
+    assert result.val_losses[-1] > result.best_val_loss
+
+
+def test_loop_runs_all_epochs_while_improving() -> None:
+    _, result, _, _ = _loop(3.0, 3.0, lr=0.05, epochs=8, patience=2)
+    assert result.epochs_run == 8 and not result.early_stopped
+    assert result.val_losses[-1] < result.val_losses[0]
+
+
+def test_split_and_flip_choice() -> None:
+    tr, va = split_train_val(20, 0.2, seed=1)
+    assert len(va) == 4 and len(tr) == 16 and not set(tr) & set(va)
+    assert split_train_val(2, 0.2, seed=1)[1].size == 0  # too few images to hold any out
+    flat = torch.rand(30, 3, 16, 16)  # texture-like: no orientation
+    assert choose_flips(flat, "auto") == [-1, -2]
+    aligned = torch.zeros(30, 3, 16, 16)
+    aligned[:, :, :, :4] = 1.0  # every part has a bright left edge: flipping would look defective
+    aligned += 0.05 * torch.rand_like(aligned)
+    assert -1 not in choose_flips(aligned, "auto")
+    assert choose_flips(aligned, "none") == []
+
+
+# ---------------------------------------------------------------- map post-processing
+
+
+def test_map_ops() -> None:
+    x = torch.zeros(1, 9, 9)
+    x[0, 4, 4] = 1.0
+    blurred = map_ops.gaussian_blur(x, 1.0)
+    assert blurred.sum().item() == pytest.approx(1.0, rel=1e-4) and blurred[0, 4, 4] < 1.0
+    img = torch.rand(2, 3, 16, 16)
+    assert map_ops.ssim_error(img, img).abs().max().item() < 1e-4
+    assert map_ops.ssim_error(img, 1 - img).mean().item() > 0.3
+    maps = torch.zeros(2, 10, 10)
+    maps[1, 0, :3] = 1.0
+    scores = map_ops.top_fraction_score(maps, 0.03)
+    assert scores[0] == 0 and scores[1] == pytest.approx(1.0)
+    assert map_ops.top_fraction_score(maps, 0.0)[1] == 1.0

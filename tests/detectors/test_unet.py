@@ -1,0 +1,142 @@
+"""U-Net detector trained on synthetic anomalies (and optional labelled defects)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from qc_models.detectors.base import NotFittedError
+from qc_models.detectors.unet import UNetDetector, focal_dice_loss
+
+TINY = dict(image_size=32, depth=2, base_channels=8, batch_size=4, seed=0)
+
+
+def stripes(rng: np.random.Generator, n: int, size: int = 48) -> list[np.ndarray]:
+    """A simple texture: soft horizontal stripes with a random phase and a little noise."""
+    y = np.arange(size, dtype=np.float32)[:, None, None]
+    out = []
+    for _ in range(n):
+        v = 128 + 70 * np.sin(2 * np.pi * y / 12 + rng.uniform(0, 2 * np.pi)) + rng.normal(0, 3, (size, size, 1))
+        out.append(np.repeat(v, 3, axis=2).clip(0, 255).astype(np.uint8))
+    return out
+
+
+def plant_defect(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A dark blob of a kind never used in training; returns the image and its mask."""
+    out = img.copy()
+    y, x = rng.integers(10, img.shape[0] - 10, size=2)
+    yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+    mask = (yy - y) ** 2 + (xx - x) ** 2 <= 25
+    out[mask] = (20, 60, 200)
+    return out, mask
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[UNetDetector, list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
+    rng = np.random.default_rng(0)
+    train = stripes(rng, 24)
+    good = stripes(rng, 6)
+    bad = [plant_defect(img, rng) for img in stripes(rng, 6)]
+    model = UNetDetector(epochs=25, patience=25, lr=1e-2, **TINY).fit(train)
+    return model, good, bad
+
+
+def test_planted_defect_scores_above_good_images(fitted) -> None:
+    model, good, bad = fitted
+    pred = model.predict(good + [b for b, _ in bad])
+    scores = pred.image_scores
+    assert scores[6:].min() > scores[:6].max()
+    for (_, mask), amap in zip(bad, pred.anomaly_maps[6:]):  # each map peaks on (or next to) its defect
+        y, x = np.unravel_index(amap.argmax(), amap.shape)
+        assert np.abs(np.argwhere(mask) - (y, x)).max(axis=1).min() <= 3
+    assert all(0.0 <= m.min() and m.max() <= 1.0 for m in pred.anomaly_maps)  # probabilities
+
+
+def test_maps_come_back_at_each_input_resolution(fitted) -> None:
+    model, good, _ = fitted
+    rng = np.random.default_rng(1)
+    images = [good[0], rng.integers(0, 255, (40, 70, 3), dtype=np.uint8), rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)]
+    pred = model.predict(images)
+    assert pred.image_scores.shape == (3,) and np.isfinite(pred.image_scores).all()
+    assert [m.shape for m in pred.anomaly_maps] == [(48, 48), (40, 70), (20, 24)]
+    assert all(m.dtype == np.float32 for m in pred.anomaly_maps)
+
+
+def test_state_round_trip_gives_identical_predictions(fitted) -> None:
+    model, good, bad = fitted
+    config = json.loads(json.dumps(model.get_config()))
+    clone = UNetDetector(**config).load_state_tensors(model.state_tensors())
+    images = good + [b for b, _ in bad]
+    a, b = model.predict(images), clone.predict(images)
+    np.testing.assert_array_equal(a.image_scores, b.image_scores)
+    for m1, m2 in zip(a.anomaly_maps, b.anomaly_maps):
+        np.testing.assert_array_equal(m1, m2)
+
+
+def test_describe_reports_training(fitted) -> None:
+    info = fitted[0].describe()
+    assert info["epochs_run"] >= 1 and info["best_epoch"] <= info["epochs_run"]
+    assert np.isfinite(info["best_val_loss"]) and isinstance(info["early_stopped"], bool)
+    assert info["extra_defects_used"] == 0
+    json.dumps(info)
+
+
+def test_extra_labelled_defects_are_used_and_not_persisted() -> None:
+    rng = np.random.default_rng(2)
+    extra = [plant_defect(img, rng) for img in stripes(rng, 3, size=40)]  # another size: resized inside
+    model = UNetDetector(epochs=1, extra_defects=extra, **TINY).fit(stripes(rng, 6))
+    assert model.describe()["extra_defects_used"] == 3
+    assert model.get_config()["extra_defects"] is None
+    json.dumps(model.get_config())
+    assert model.predict(stripes(rng, 2)).image_scores.shape == (2,)
+
+
+def test_bad_extra_defects_are_refused_clearly() -> None:
+    img = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"extra_defects\[0\].*mask shape"):
+        UNetDetector(extra_defects=[(img, np.zeros((16, 16), bool))])
+    with pytest.raises(ValueError, match=r"extra_defects\[0\].*uint8"):
+        UNetDetector(extra_defects=[(img.astype(np.float32), np.zeros((32, 32), bool))])
+
+
+def test_unfitted_and_bad_arguments_are_refused() -> None:
+    with pytest.raises(NotFittedError):
+        UNetDetector(**TINY).predict(stripes(np.random.default_rng(0), 1))
+    with pytest.raises(ValueError, match="multiple"):
+        UNetDetector(image_size=100, depth=3)
+    with pytest.raises(ValueError, match="at least 2"):
+        UNetDetector(**TINY).fit(stripes(np.random.default_rng(0), 1))
+
+
+def test_validation_set_is_fixed_and_has_clean_and_anomalous_images(monkeypatch) -> None:
+    import qc_models.detectors.unet as unet_module
+
+    seen = []
+    real = unet_module.train_with_early_stopping
+
+    def spy(model, opt, batches, loss_fn, val_batches, *args, **kwargs):
+        seen.append(val_batches)
+        return real(model, opt, batches, loss_fn, val_batches, *args, **kwargs)
+
+    monkeypatch.setattr(unet_module, "train_with_early_stopping", spy)
+    images = stripes(np.random.default_rng(3), 10)
+    for _ in range(2):
+        UNetDetector(epochs=1, val_fraction=0.2, **TINY).fit(images)
+    first, second = seen
+    assert isinstance(first, list) and len(first) >= 1  # materialised once, reused every epoch
+    masks = torch.cat([y for _, y in first])
+    assert masks.shape[0] == 4  # 2 held-out images, each clean and with an anomaly
+    assert masks.flatten(1).sum(1).eq(0).sum() == 2 and masks.sum() > 0
+    for (x1, y1), (x2, y2) in zip(first, second):  # same seed, same validation set
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_focal_dice_loss_prefers_the_right_answer() -> None:
+    target = torch.zeros(2, 8, 8)
+    target[0, 2:4, 2:4] = 1.0
+    right = torch.where(target > 0, 6.0, -6.0)
+    assert focal_dice_loss(right, target) < focal_dice_loss(-right, target)
+    assert focal_dice_loss(right, target) < focal_dice_loss(torch.zeros_like(target), target)

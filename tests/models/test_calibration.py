@@ -1,0 +1,147 @@
+"""Calibration: hold-out split, false-reject target, normalisation, maps, persistence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qc_models.calibration import (
+    CalibrationError,
+    Calibrator,
+    conservative_threshold,
+    f1_optimal_threshold,
+    split_calibration,
+)
+
+
+def test_split_is_deterministic_disjoint_and_at_least_five() -> None:
+    fit, cal = split_calibration(100, seed=3)
+    fit2, cal2 = split_calibration(100, seed=3)
+    assert np.array_equal(cal, cal2) and np.array_equal(fit, fit2)
+    assert len(cal) == 15 and len(fit) == 85
+    assert not set(fit) & set(cal) and set(fit) | set(cal) == set(range(100))
+    _, cal_small = split_calibration(12, seed=0)
+    assert len(cal_small) == 5
+    assert not np.array_equal(split_calibration(100, seed=4)[1], cal)
+
+
+def test_split_refuses_too_few_images() -> None:
+    with pytest.raises(CalibrationError, match="at least 6 good training images"):
+        split_calibration(5)
+
+
+@pytest.mark.parametrize("n", [10, 150, 400])
+def test_false_reject_rate_on_calibration_set_meets_target(n: int) -> None:
+    scores = np.random.default_rng(n).gamma(2.0, 1.0, size=n)
+    cal = Calibrator(0.01).fit(scores)
+    assert np.mean(cal.decide(scores)) <= 0.01
+    assert cal.stats_["calibration_false_reject_rate"] <= 0.01
+
+
+@pytest.mark.parametrize("draw", ["normal", "gamma", "lognormal"])
+def test_false_reject_rate_on_fresh_good_scores_stays_low(draw: str) -> None:
+    # 15 calibration images, as with 100 training images; average over 100 repetitions.
+    frr = []
+    for rep in range(100):
+        rng = np.random.default_rng(rep)
+        sample = {
+            "normal": lambda k: rng.normal(5.0, 1.0, k),
+            "gamma": lambda k: rng.gamma(2.0, 1.0, k),
+            "lognormal": lambda k: rng.lognormal(0.0, 0.6, k),
+        }[draw]
+        cal = Calibrator(0.01).fit(sample(15))
+        frr.append(np.mean(cal.decide(sample(2000))))
+    assert np.mean(frr) <= 0.02
+    assert np.median(frr) <= 0.01
+
+
+def test_heavy_tail_is_extrapolated_beyond_the_maximum() -> None:
+    # Real U-Net calibration scores: most good images near 0.04, two of 18 fire strongly.
+    s = np.r_[np.linspace(0.032, 0.075, 16), 0.47, 0.83]
+    t = conservative_threshold(s, 0.01)
+    top = np.sort(s)[-5:].mean() - np.sort(s)[-6]  # mean excess of the top quarter (k = 5)
+    assert t == pytest.approx(0.83 + top * np.log(1 / (0.01 * 19)))
+    assert t > 0.88  # the test-set good images at 0.86 and 0.88 are accepted
+
+
+def test_threshold_is_shift_and_scale_equivariant() -> None:
+    s = np.random.default_rng(0).normal(0.0, 1.0, 20)
+    t = conservative_threshold(s, 0.01)
+    assert conservative_threshold(3.0 * s - 7.0, 0.01) == pytest.approx(3.0 * t - 7.0)
+
+
+def test_normalise_is_half_at_threshold_monotone_and_in_unit_interval() -> None:
+    scores = np.random.default_rng(1).normal(10.0, 2.0, 30)
+    cal = Calibrator(0.01).fit(scores)
+    assert cal.normalise(cal.threshold) == 0.5
+    assert cal.normalise(np.median(scores)) == pytest.approx(0.1)
+    grid = np.linspace(-100.0, 200.0, 2001)
+    out = cal.normalise(grid)
+    assert np.all(np.diff(out) >= 0) and np.all(out > 0) and np.all(out < 1)
+    assert np.array_equal(cal.decide(grid), out > 0.5)
+
+
+def test_maps_are_normalised_with_a_pixel_threshold() -> None:
+    rng = np.random.default_rng(2)
+    maps = [rng.gamma(2.0, 1.0, size=(16, 16)).astype(np.float32) for _ in range(8)]
+    cal = Calibrator(0.01).fit([m.max() for m in maps], maps)
+    assert cal.has_pixel_calibration
+    assert cal.pixel_threshold_ >= max(m.max() for m in maps)
+    m = np.full((5, 7), cal.pixel_threshold_, dtype=np.float32)
+    out = cal.normalise_map(m)
+    assert out.dtype == np.float32 and out.shape == (5, 7)
+    assert np.allclose(out, 0.5, atol=1e-6)
+    assert all(np.all(cal.normalise_map(g) < 0.5) for g in maps)
+
+
+def test_round_trip_through_json_keeps_behaviour() -> None:
+    rng = np.random.default_rng(3)
+    maps = [rng.random((8, 8)).astype(np.float32) for _ in range(6)]
+    cal = Calibrator(0.02).fit(rng.random(6), maps)
+    cal.fit_validation([0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1])
+    back = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    x = np.linspace(-1, 2, 50)
+    assert np.array_equal(back.normalise(x), cal.normalise(x))
+    assert np.array_equal(back.normalise_map(maps[0]), cal.normalise_map(maps[0]))
+    assert back.validation_ == cal.validation_
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d.update(threshold="high"), "threshold"),
+        (lambda d: d.pop("scale"), "scale"),
+        (lambda d: d.update(scale=-1.0), "scale"),
+        (lambda d: d.update(threshold_source="magic"), "threshold source"),
+    ],
+)
+def test_from_dict_rejects_bad_fields(mutate, field: str) -> None:
+    d = Calibrator().fit(np.arange(10.0)).to_dict()
+    mutate(d)
+    with pytest.raises(CalibrationError, match=field):
+        Calibrator.from_dict(d)
+
+
+def test_f1_optimal_threshold_on_validation() -> None:
+    res = f1_optimal_threshold(np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.25]), np.array([0, 0, 0, 1, 1, 1]))
+    # Cutting below 0.25 catches all three defects with one false alarm (F1 = 6/7), better than
+    # cutting below 0.6 (F1 = 0.8); the threshold is the midpoint to the next lower score (0.2).
+    assert res["threshold"] == pytest.approx(0.225) and res["f1"] == pytest.approx(6 / 7)
+    cal = Calibrator().fit(np.arange(10.0))
+    cal.fit_validation([0.1, 0.2, 0.3, 0.6, 0.7, 0.25], [0, 0, 0, 1, 1, 1])
+    cal.use_threshold("validation_f1")
+    assert cal.threshold == pytest.approx(0.225) and cal.normalise(cal.threshold) == 0.5
+    assert cal.decide([0.25, 0.2]).tolist() == [True, False]
+    with pytest.raises(CalibrationError, match="both good and defective"):
+        f1_optimal_threshold(np.array([0.1, 0.2]), np.array([0, 0]))
+
+
+def test_unfitted_and_bad_inputs_are_clear_errors() -> None:
+    with pytest.raises(CalibrationError, match="not fitted"):
+        Calibrator().normalise([1.0])
+    with pytest.raises(CalibrationError, match="finite"):
+        Calibrator().fit([1.0, np.nan])
+    with pytest.raises(CalibrationError, match="target_false_reject_rate"):
+        Calibrator(0.0)

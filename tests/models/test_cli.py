@@ -1,0 +1,128 @@
+"""The `qc train`, `qc evaluate` and `qc score` commands: exit codes, stdout/stderr, JSON schemas."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+
+from qc_models import registry
+from qc_models.cli import main
+from tests.models.standin import standin_class, write_dataset
+
+METRIC_KEYS = {"image_auroc", "average_precision", "pixel_auroc", "aupro", "f1", "precision", "recall", "accuracy",
+               "false_reject_rate", "confusion_matrix", "iou", "dice", "per_defect_type", "threshold"}
+
+
+def test_train_imagenet_offline_is_a_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    import torchvision.models._api as api
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    root = write_dataset(tmp_path / "ds", n_train=8)
+    rc = main(["train", str(root), "--category", "widget", "--model", "patchcore", "--weights", "imagenet",
+               "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: ImageNet weights for resnet18 are not cached")
+    assert "resnet18-f37072fd.pth" in err and "--weights none" in err
+    assert "Traceback" not in err and not (tmp_path / "m").exists()
+
+
+def test_train_prints_paths_and_warning(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(registry._REGISTERED, "cae", standin_class("cae"))
+    monkeypatch.setitem(registry._REGISTERED, "unet", standin_class("unet"))
+    root = write_dataset(tmp_path / "ds", n_train=12)
+    write_dataset(root, category="gadget", n_train=12, seed=1)
+    out = tmp_path / "m"
+    rc = main(["train", str(root), "--category", "all", "--model", "cae", "--out", str(out), "--size", "32"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    lines = captured.out.split()
+    assert [Path(p).parent.parent.name + "/" + Path(p).parent.name for p in lines] == ["gadget/cae", "widget/cae"]
+    assert all((Path(p) / "model.json").is_file() for p in lines)
+    assert "WARNING: untrained backbone (random init)" in captured.err
+
+
+def test_train_real_cae_through_the_cli(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    rc = main(["train", str(tiny_dataset), "--category", "wood", "--model", "cae", "--out", str(tmp_path),
+               "--size", "32", "--epochs", "1", "--profile", "demo"])
+    out = capsys.readouterr().out.split()
+    assert rc == 0 and len(out) == 1
+    meta = json.loads((Path(out[0]) / "model.json").read_text())
+    assert meta["type"] == "cae" and meta["config"]["image_size"] == 32 and meta["category"] == "wood"
+
+
+def test_bad_dataset_is_exit_2(tmp_path: Path, capsys) -> None:
+    rc = main(["train", str(tmp_path), "--category", "x", "--out", str(tmp_path / "m")])
+    assert rc == 2 and "not a dataset" in capsys.readouterr().err
+
+
+def test_evaluate_json(tiny_models_dir, capsys) -> None:
+    models_dir, root, category = tiny_models_dir
+    rc = main(["evaluate", str(root), "--category", category, "--models", str(models_dir), "--json"])
+    assert rc == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics) == {"cae", "unet", "patchcore", "ensemble"}
+    for name, m in metrics.items():
+        assert METRIC_KEYS <= set(m), name
+        assert 0.0 <= m["image_auroc"] <= 1.0 and 0.0 <= m["aupro"] <= 1.0
+        assert all({"detection_rate", "auroc", "count"} <= set(v) for v in m["per_defect_type"].values())
+    rc = main(["evaluate", str(root), "--models", str(models_dir), "--model", "patchcore"])
+    table = capsys.readouterr().out
+    assert rc == 0 and "patchcore" in table and "cae" not in table
+
+
+def test_score_json_bad_files_and_maps(tiny_models_dir, tmp_path: Path, capsys) -> None:
+    models_dir, root, category = tiny_models_dir
+    folder = tmp_path / "in"
+    shutil.copytree(root / category / "test" / "good", folder / "good")
+    some_defect = sorted((root / category / "test").iterdir())[0]
+    shutil.copy(next(some_defect.glob("*.png")), folder / "defect.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (folder / "notes.txt").write_text("hello")
+    n_images = len(list((folder / "good").glob("*.png"))) + 1
+    maps = tmp_path / "maps"
+    rc = main(["score", str(folder), "--models", str(models_dir), "--json", "--save-maps", str(maps)])
+    captured = capsys.readouterr()
+    assert rc == 1  # the command ran, but some files could not be scored
+    doc = json.loads(captured.out)
+    assert doc["category"] == category and set(doc["models"]) == {"cae", "unet", "patchcore", "ensemble"}
+    assert doc["untrained_backbone"] is True and "WARNING: untrained backbone" in captured.err
+    assert len(doc["results"]) == n_images
+    for r in doc["results"]:
+        assert set(r["normalised"]) == {"cae", "unet", "patchcore", "ensemble"}
+        assert r["decision"] in ("OK", "NG") and r["decided_by"] == "ensemble"
+        assert (r["decision"] == "NG") == r["is_defective"]["ensemble"]
+        assert all(0 < v < 1 for v in r["normalised"].values())
+        assert all(Path(p).is_file() for p in r["maps"].values())
+    errors = {Path(e["path"]).name: e["kind"] for e in doc["errors"]}
+    assert errors == {"broken.png": "corrupt", "notes.txt": "not_an_image"}
+    import cv2
+
+    overlay = cv2.imread(doc["results"][0]["maps"]["ensemble"])
+    assert overlay is not None and overlay.shape[:2] == (64, 64)
+
+
+def test_score_single_image_text_output(tiny_models_dir, capsys) -> None:
+    models_dir, root, category = tiny_models_dir
+    image = sorted((root / category / "test" / "good").glob("*.png"))[0]
+    rc = main(["score", str(image), "--models", str(models_dir), "--category", category])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0 and len(out) == 2 and out[1].split()[0] in ("OK", "NG") and str(image) in out[1]
+    assert np.isfinite(float(out[1].split()[1]))
+
+
+def test_score_missing_target_and_registry_are_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["score", str(tmp_path / "nope.png"), "--models", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    img = tmp_path / "a.png"
+    img.write_bytes(b"x")
+    assert main(["score", str(img), "--models", str(tmp_path / "empty")]) == 2
+    assert "no trained models" in capsys.readouterr().err

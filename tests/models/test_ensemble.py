@@ -1,0 +1,64 @@
+"""Ensemble: separation-based weights, a weak member cannot drag a strong one down, JSON round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qc_models.calibration import Calibrator
+from qc_models.detectors.ensemble import Ensemble, EnsembleError, fit_ensemble, weights_from_auroc
+from qc_models.metrics import auroc
+from tests.models.standin import defective_image, good_image, standin_class
+
+
+class Member:
+    def __init__(self, detector, calibrator: Calibrator) -> None:
+        self.detector, self.calibrator = detector, calibrator
+
+
+def _member(noise: float, rng: np.random.Generator) -> Member:
+    det = standin_class("m", noise=noise)(image_size=32).fit([good_image(rng) for _ in range(20)])
+    pred = det.predict([good_image(rng) for _ in range(8)])
+    return Member(det, Calibrator().fit(pred.image_scores, pred.anomaly_maps))
+
+
+def test_weights_favour_separation_and_ignore_chance() -> None:
+    w = weights_from_auroc({"strong": 1.0, "weak": 0.75, "chance": 0.5, "worse": 0.3})
+    assert w["strong"] == pytest.approx(16 / 17) and w["weak"] == pytest.approx(1 / 17)
+    assert w["chance"] == 0.0 and w["worse"] == 0.0
+    assert weights_from_auroc({"a": 0.5, "b": None}) == {"a": 0.5, "b": 0.5}
+
+
+def test_weak_member_does_not_drag_the_strong_one_down() -> None:
+    rng = np.random.default_rng(0)
+    members = {"strong": _member(0.0, rng), "weak": _member(1000.0, rng)}
+    cal_images = [good_image(rng) for _ in range(10)]
+    ens, cal = fit_ensemble(members, cal_images, {"strong": "v1", "weak": "v2"}, seed=0)
+    assert ens.weights["strong"] > 0.8 > ens.weights["weak"]
+    assert ens.member_versions == {"strong": "v1", "weak": "v2"}
+    # Held-out test images: the ensemble ranks them (almost) as well as the best member.
+    test = [good_image(rng) for _ in range(30)] + [defective_image(rng)[0] for _ in range(30)]
+    y = np.r_[np.zeros(30), np.ones(30)]
+    norm = {k: m.calibrator.normalise(m.detector.predict(test).image_scores) for k, m in members.items()}
+    best = max(auroc(y, s) for s in norm.values())
+    assert auroc(y, ens.combine_scores(norm)) >= best - 0.01
+    # The ensemble's own calibration: 0.5 at its threshold, good calibration images accepted.
+    assert cal.normalise(cal.threshold) == 0.5
+    good_norm = {k: m.calibrator.normalise(m.detector.predict(cal_images).image_scores) for k, m in members.items()}
+    assert not cal.decide(ens.combine_scores(good_norm)).any()
+
+
+def test_combine_maps_and_json_round_trip() -> None:
+    ens = Ensemble({"a": 3.0, "b": 1.0}, {"a": "v1"}, {"note": 1})
+    assert ens.weights == {"a": 0.75, "b": 0.25}
+    maps = {"a": [np.ones((4, 5), np.float32)], "b": [np.zeros((4, 5), np.float32)]}
+    [m] = ens.combine_maps(maps)
+    assert m.shape == (4, 5) and m.dtype == np.float32 and np.allclose(m, 0.75)
+    back = Ensemble.from_dict(ens.to_dict())
+    assert back.weights == ens.weights and back.member_versions == {"a": "v1"}
+    with pytest.raises(EnsembleError, match="missing"):
+        ens.combine_scores({"a": np.ones(2)})
+    with pytest.raises(EnsembleError, match="weights"):
+        Ensemble.from_dict({"weights": {"a": "x"}})
+    with pytest.raises(EnsembleError, match="not all zero"):
+        Ensemble({"a": 0.0})

@@ -1,0 +1,106 @@
+"""Training and evaluation pipelines on a tiny on-disk dataset with stand-in detectors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qc_models import registry
+from qc_models.calibration import CalibrationError
+from qc_models.data import DatasetError
+from qc_models.evaluation import evaluate_category, run_evaluation
+from qc_models.training import detector_kwargs, train_category
+from tests.models.standin import standin_class, write_dataset
+
+METRIC_KEYS = {"image_auroc", "average_precision", "pixel_auroc", "aupro", "f1", "precision", "recall", "accuracy",
+               "false_reject_rate", "confusion_matrix", "iou", "dice", "per_defect_type", "threshold"}
+
+
+@pytest.fixture()
+def standins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry._REGISTERED, "cae", standin_class("cae"))
+    monkeypatch.setitem(registry._REGISTERED, "unet", standin_class("unet", noise=0.5))
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("ds"), n_train=24)
+
+
+def test_train_then_evaluate(dataset: Path, tmp_path: Path, standins: None) -> None:
+    seen: list[float] = []
+    paths = train_category(dataset, "widget", models=("cae", "unet"), out=tmp_path, size=32,
+                           progress=lambda msg, f: seen.append(f))
+    assert set(paths) == {"cae", "unet", "ensemble"}
+    assert seen and seen[-1] == 1.0 and all(0.0 <= f <= 1.0 for f in seen)
+    meta = json.loads((paths["cae"] / "model.json").read_text())
+    tr = meta["training"]
+    assert len(tr["calibration_files"]) == 5 and len(tr["fit_files"]) == 19  # 15% of 24 -> at least 5
+    assert not set(tr["calibration_files"]) & set(tr["fit_files"])
+    assert len(tr["fingerprint"]) == 64 and meta["config"]["image_size"] == 32
+    ens = json.loads((paths["ensemble"] / "model.json").read_text())
+    assert ens["ensemble"]["member_versions"] == {"cae": paths["cae"].name, "unet": paths["unet"].name}
+    assert set(ens["training"]["calibration_files"]) == set(tr["calibration_files"])
+
+    evaluation = run_evaluation(dataset, "widget", tmp_path)
+    metrics = evaluation.metrics
+    assert set(metrics) == {"cae", "unet", "ensemble"}
+    for name, m in metrics.items():
+        assert METRIC_KEYS <= set(m), name
+        assert set(m["per_defect_type"]) == {"blob", "spot"}
+        assert m["per_defect_type"]["blob"]["count"] == 4
+        assert sum(map(sum, m["confusion_matrix"])) == 16
+    assert metrics["cae"]["image_auroc"] > 0.9 and metrics["cae"]["pixel_auroc"] > 0.9
+    assert metrics["ensemble"]["image_auroc"] >= max(metrics["cae"]["image_auroc"], metrics["unet"]["image_auroc"]) - 0.01
+    assert len(evaluation.scores) == 3 * 16
+    assert evaluation.scores_frame().groupby("model").size().to_dict() == {"cae": 16, "ensemble": 16, "unet": 16}
+    stored = json.loads((paths["cae"] / "model.json").read_text())["metrics"]
+    assert stored["image_auroc"] == metrics["cae"]["image_auroc"]
+    only = evaluate_category(dataset, "widget", tmp_path, models=["cae"])
+    assert set(only) == {"cae"}
+
+
+def test_retraining_one_model_rebuilds_the_ensemble_on_newest_versions(dataset: Path, tmp_path: Path, standins: None) -> None:
+    first = train_category(dataset, "widget", models=("cae", "unet"), out=tmp_path, size=32)
+    second = train_category(dataset, "widget", models=("cae",), out=tmp_path, size=32)
+    assert set(second) == {"cae", "ensemble"}
+    mset = registry.load_model_set(tmp_path)
+    assert mset.versions == {"cae": second["cae"].name, "unet": first["unet"].name,
+                             "ensemble": second["ensemble"].name}
+    assert not mset.warnings
+
+
+def test_validation_folder_gives_f1_threshold_but_test_set_is_refused(dataset: Path, tmp_path: Path, standins: None) -> None:
+    with pytest.raises(DatasetError, match="test set"):
+        train_category(dataset, "widget", models=("cae",), out=tmp_path, size=32,
+                       validation_dir=dataset / "widget" / "test")
+    val = tmp_path / "val"
+    shutil.copytree(dataset / "widget" / "test", val)
+    paths = train_category(dataset, "widget", models=("cae",), out=tmp_path / "m", size=32, validation_dir=val)
+    v = json.loads((paths["cae"] / "model.json").read_text())["calibration"]["validation"]
+    assert v["n_good"] == 8 and v["n_defective"] == 8 and 0.0 <= v["f1"] <= 1.0
+
+
+def test_unreadable_training_image_is_skipped_and_recorded(dataset: Path, tmp_path: Path, standins: None) -> None:
+    ds = tmp_path / "ds"
+    shutil.copytree(dataset, ds)
+    (ds / "widget" / "train" / "good" / "zzz.png").write_bytes(b"not a png")
+    paths = train_category(ds, "widget", models=("cae",), out=tmp_path / "m", size=32)
+    skipped = json.loads((paths["cae"] / "model.json").read_text())["training"]["skipped_files"]
+    assert [Path(s["path"]).name for s in skipped] == ["zzz.png"]
+
+
+def test_too_few_training_images_is_a_clear_error(tmp_path: Path, standins: None) -> None:
+    ds = write_dataset(tmp_path / "small", n_train=4)
+    with pytest.raises(CalibrationError, match="at least 6 good training images"):
+        train_category(ds, "widget", models=("cae",), out=tmp_path / "m", size=32)
+
+
+def test_detector_kwargs_filters_by_signature_and_profile(standins: None) -> None:
+    kw = detector_kwargs("cae", "default", size=48, epochs=3, weights="none", seed=7)
+    assert kw == {"image_size": 48, "seed": 7}  # the stand-in takes no epochs/weights
+    with pytest.raises(ValueError, match="unknown profile"):
+        detector_kwargs("cae", "turbo")
