@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from qc_models.config import Settings
@@ -18,13 +19,14 @@ def _say(message: str) -> None:
 
 
 def _stderr_progress(prefix: str):
-    last = {"pct": -1}
+    """A progress callback printing at most every 3 s (and at 100 %), so long steps stay visibly alive."""
+    last = {"t": 0.0}
 
     def progress(message: str, fraction: float) -> None:
-        pct = int(fraction * 100)
-        if pct // 10 != last["pct"] // 10 or fraction >= 1.0:
-            last["pct"] = pct
-            _say(f"{prefix}: {pct:3d}% {message}")
+        now = time.monotonic()
+        if now - last["t"] >= 3.0 or fraction >= 1.0:
+            last["t"] = now
+            _say(f"{prefix}: {fraction * 100:5.1f}% {message}")
 
     return progress
 
