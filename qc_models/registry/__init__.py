@@ -28,6 +28,7 @@ from qc_models.registry.artifacts import (
     update_metrics,
     uses_untrained_backbone,
 )
+from qc_models.registry.recalibration import update_calibration
 from qc_models.registry.listing import (
     VersionInfo,
     latest_version,
@@ -42,5 +43,5 @@ __all__ = [
     "ModelSet", "TrainedModel", "VersionInfo", "_REGISTERED", "data_fingerprint", "detector_class", "file_sha256",
     "latest_version", "library_versions", "list_versions", "load_model", "load_model_set", "new_version_name",
     "read_metadata", "register_detector_type", "registry_categories", "resolve_category", "save_ensemble",
-    "save_model", "update_metrics", "uses_untrained_backbone",
+    "save_model", "update_calibration", "update_metrics", "uses_untrained_backbone",
 ]
