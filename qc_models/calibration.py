@@ -17,10 +17,14 @@ larger of:
   score. ``sigma`` is the larger of the MAD spread and the upper semi-spread
   (84th percentile minus median), because the right tail is what causes false
   rejects and detector scores are usually right-skewed. The same bound is also
-  taken after a log transform (log-normal-like scores);
+  taken after log transforms (right-skewed, log-normal-like scores);
 * when the target quantile lies beyond the sample maximum (``alpha (n+1) < 1``),
   an exponential-tail extrapolation from the top quarter of the scores, which
   catches heavy or bimodal tails (a few good images that score high).
+
+The bounds (not the order statistic) are capped at ``max + ln(1/(alpha (n+1)))
+* (max - median)``: log bounds explode for scores spanning decades near zero
+(e.g. U-Net probabilities from 0.001 to 0.9).
 
 On simulated normal, gamma and log-normal scores with 12-40 calibration images
 the mean false-reject rate on new good images is 0.1-0.9% at a 1% target; the
@@ -123,13 +127,19 @@ def conservative_threshold(scores: np.ndarray, alpha: float) -> float:
     bound = _prediction_bound(s, alpha)
     # Same bound after a log transform that is invariant to shifting and scaling the scores,
     # which follows right-skewed (log-normal / gamma-like) score distributions.
-    lo, d = float(s[0]), float(np.median(s) - s[0])
+    med = float(np.median(s))
+    lo, d = float(s[0]), med - float(s[0])
     if d > 0:
         z = np.log1p((s - lo) / d)
         bound = max(bound, lo + d * math.expm1(_prediction_bound(z, alpha)))
     if lo > 0:  # scores with a natural zero (distances, errors): plain log-normal bound too
         bound = max(bound, math.exp(_prediction_bound(np.log(s), alpha)))
-    return max(order_stat, bound, _tail_bound(s, alpha))
+    bound = max(bound, _tail_bound(s, alpha))
+    # Log bounds explode when scores span decades (probabilities near 0): cap them at an
+    # exponential tail whose scale is the whole median-to-maximum range.
+    beyond = max(math.log(1.0 / (alpha * (n + 1))), 0.0)
+    cap = float(s[-1]) + beyond * (float(s[-1]) - med)
+    return max(order_stat, min(bound, cap))
 
 
 def _logistic(z: np.ndarray) -> np.ndarray:
@@ -262,6 +272,18 @@ class Calibrator:
         s = np.asarray(scores, dtype=np.float64)
         return _logistic((s - self.threshold) / self.scale_)
 
+    def standardise(self, scores: Sequence[float] | np.ndarray | float) -> np.ndarray:
+        """Robust z-scores ``(s - median) / spread`` of the calibration good scores.
+
+        Unlike :meth:`normalise` this does not flatten the bulk of the scores when a
+        heavy tail pushed the threshold far out, so the ensemble combines members here.
+        """
+        self._check()
+        spread = float(self.stats_.get("spread") or 0.0)
+        if not spread > 0:
+            spread = float(self.scale_)  # type: ignore[arg-type]
+        return (np.asarray(scores, dtype=np.float64) - self.location_) / spread
+
     def decide(self, scores: Sequence[float] | np.ndarray | float) -> np.ndarray:
         """True = NG (raw score strictly above the threshold)."""
         self._check()
@@ -322,6 +344,9 @@ class Calibrator:
             raise CalibrationError("calibration field 'pixel_scale' must be positive")
         st = data.get("stats", {})
         cal.stats_ = dict(st) if isinstance(st, dict) else {}
+        spread = cal.stats_.get("spread")
+        if spread is not None and (isinstance(spread, bool) or not isinstance(spread, (int, float))):
+            raise CalibrationError(f"calibration field 'stats.spread' must be a number, got {spread!r}")
         val = data.get("validation")
         if val is not None:
             if not isinstance(val, dict) or not isinstance(val.get("threshold"), (int, float)):

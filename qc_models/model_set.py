@@ -3,7 +3,7 @@
 Built by :func:`qc_models.registry.load_model_set`. Every detector predicts a whole
 batch at once (one ``predict`` per model per batch); calibrators turn raw scores and
 maps into normalised ones (0.5 = threshold) and decisions; the ensemble combines the
-members' normalised outputs. Results are plain dicts keyed by model name.
+members' standardised scores and normalised maps. Results are plain dicts keyed by model name.
 """
 
 from __future__ import annotations
@@ -121,14 +121,14 @@ class ModelSet:
 
     def _score_batch(self, batch: list[np.ndarray], with_maps: bool) -> list[ImageScore]:
         results = [ImageScore() for _ in batch]
-        norm_scores: dict[str, np.ndarray] = {}
+        z_scores: dict[str, np.ndarray] = {}
         norm_maps: dict[str, list[np.ndarray]] = {}
         for name, model in self.members.items():
             pred = model.detector.predict(batch)  # type: ignore[union-attr]
             raw = np.asarray(pred.image_scores, dtype=np.float64)
             norm = model.calibrator.normalise(raw)
             dec = model.calibrator.decide(raw)
-            norm_scores[name] = norm
+            z_scores[name] = model.calibrator.standardise(raw)
             norm_maps[name] = [model.calibrator.normalise_map(m) for m in pred.anomaly_maps] if with_maps else []
             for i, r in enumerate(results):
                 r.raw[name] = float(raw[i])
@@ -138,7 +138,7 @@ class ModelSet:
                     r.maps[name] = norm_maps[name][i]
         if self.ensemble is not None:
             ens, cal = self.ensemble.detector, self.ensemble.calibrator
-            raw = ens.combine_scores(norm_scores)  # type: ignore[union-attr]
+            raw = ens.combine_scores(z_scores)  # type: ignore[union-attr]
             norm, dec = cal.normalise(raw), cal.decide(raw)
             maps = ens.combine_maps(norm_maps) if with_maps else []  # type: ignore[union-attr]
             for i, r in enumerate(results):

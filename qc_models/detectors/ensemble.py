@@ -1,7 +1,12 @@
 """Ensemble of calibrated detectors, weighted by how well each separates good from anomalous.
 
-Members are combined on their *normalised* outputs (0.5 = the member's own
-threshold), which already share one scale. A plain average would let a weak
+Members' image scores are combined as robust z-scores against their own
+calibration good images (``Calibrator.standardise``: how unusual the image is
+for that member, in units of its good-image spread) and their maps as
+normalised maps (0.5 = the member's pixel threshold). z-scores rather than
+normalised scores because a member whose threshold a heavy tail pushed far out
+has its normalised scores squashed near 0.1, which would hand the ranking of
+most images to the other members. A plain average would let a weak
 member drag a strong one down, so each member is weighted by its separation of
 the calibration good images from synthetic anomalies made out of those same
 images (:func:`qc_models.detectors.synthetic_anomalies.add_synthetic_anomaly`,
@@ -90,10 +95,10 @@ class Ensemble:
         if missing:
             raise EnsembleError(f"ensemble member(s) {missing} missing (available: {list(available)})")
 
-    def combine_scores(self, normalised: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Weighted mean of members' normalised image scores, ``(N,)`` float64."""
-        self._check_members(list(normalised))
-        return sum(w * np.asarray(normalised[m], dtype=np.float64) for m, w in self.weights.items())
+    def combine_scores(self, standardised: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Weighted mean of members' standardised image scores (``Calibrator.standardise``), ``(N,)``."""
+        self._check_members(list(standardised))
+        return sum(w * np.asarray(standardised[m], dtype=np.float64) for m, w in self.weights.items())
 
     def combine_maps(self, maps: Mapping[str, Sequence[np.ndarray]]) -> list[np.ndarray]:
         """Weighted mean of members' normalised anomaly maps (each image at its own size)."""
@@ -128,11 +133,11 @@ class Ensemble:
 
 
 def member_outputs(member: CalibratedMember, images: Sequence[np.ndarray], batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Normalised scores and maps of one member, predicted in batches."""
+    """Standardised scores and normalised maps of one member, predicted in batches."""
     scores, maps = [], []
     for start in range(0, len(images), batch_size):
         pred: Prediction = member.detector.predict(list(images[start : start + batch_size]))
-        scores.append(member.calibrator.normalise(pred.image_scores))
+        scores.append(member.calibrator.standardise(pred.image_scores))
         maps.extend(member.calibrator.normalise_map(m) for m in pred.anomaly_maps)
     return np.concatenate(scores), maps
 

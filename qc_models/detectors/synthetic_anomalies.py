@@ -9,6 +9,7 @@ The kinds are deliberately generic (no knowledge of any generator or product):
 * ``texture``: a Perlin-noise-shaped region filled, with a random opacity, from
   another texture source: another good image (shifted, rotated, colour-jittered),
   the image itself moved, or procedural noise texture;
+* ``blob``: a small Perlin-shaped spot of one colour (hole, stain, contamination);
 * ``cutpaste``: a rectangle or a thin rotated "scar" copied from elsewhere;
 * ``scratch``: thin dark or bright curved strokes;
 * ``warp``: a local geometric distortion (dent, bend) inside a Perlin region.
@@ -25,7 +26,7 @@ import cv2
 import numpy as np
 
 #: Kinds of anomaly and their default sampling weights.
-KINDS: dict[str, float] = {"texture": 0.4, "cutpaste": 0.25, "scratch": 0.2, "warp": 0.15}
+KINDS: dict[str, float] = {"texture": 0.3, "blob": 0.2, "cutpaste": 0.2, "scratch": 0.17, "warp": 0.13}
 
 #: Smallest change (grey levels, in the most changed channel) of an anomalous pixel.
 DEFAULT_MIN_CONTRAST = 10
@@ -85,6 +86,7 @@ def perlin_mask(
     shape: tuple[int, int],
     rng: np.random.Generator,
     area_range: tuple[float, float] = (0.005, 0.12),
+    max_cells: int = 8,
 ) -> np.ndarray:
     """A blob-shaped bool mask: rotated Perlin noise thresholded at a quantile.
 
@@ -92,7 +94,8 @@ def perlin_mask(
     log-uniform fraction of the image, so the mask is never empty.
     """
     h, w = shape
-    res = (int(2 ** rng.integers(0, 4)), int(2 ** rng.integers(0, 4)))
+    top = int(np.log2(max(1, max_cells))) + 1
+    res = (int(2 ** rng.integers(0, top)), int(2 ** rng.integers(0, top)))
     side = int(np.ceil(np.hypot(h, w)))  # rotate a larger field so corners stay defined
     noise = perlin_noise((side, side), res, rng)
     rot = cv2.getRotationMatrix2D((side / 2, side / 2), float(rng.uniform(-90, 90)), 1.0)
@@ -229,9 +232,28 @@ def _scratch_anomaly(image, rng, source):
     return _blend(image, content, region, float(rng.uniform(0.6, 1.0))), region
 
 
+def _blob_anomaly(image, rng, source):
+    region = perlin_mask(image.shape[:2], rng, area_range=(0.001, 0.03))
+    local = image[region].astype(np.float32).mean(axis=0)
+    style = rng.random()
+    if style < 0.4:  # dark: hole, burn, dirt
+        colour = rng.uniform(0, 50, size=3)
+    elif style < 0.6:  # bright: glare, residue
+        colour = rng.uniform(200, 255, size=3)
+    else:  # tinted version of the local colour: stain, discolouration
+        colour = local * rng.uniform(0.4, 1.6, size=3)
+    shading = 1.0 + rng.uniform(0.0, 0.15) * perlin_noise(image.shape[:2], (4, 4), rng)[..., None]
+    content = np.clip(colour[None, None, :] * shading, 0, 255)
+    return _blend(image, content, region, float(rng.uniform(0.5, 1.0))), region
+
+
 def _warp_anomaly(image, rng, source):
     h, w = image.shape[:2]
-    region = perlin_mask((h, w), rng, area_range=(0.01, 0.1))
+    # A warp only shows where there is structure: of a few candidate regions, keep the edgiest.
+    grey = image.astype(np.float32).mean(axis=2)
+    edges = np.abs(cv2.Sobel(grey, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    candidates = [perlin_mask((h, w), rng, area_range=(0.01, 0.08), max_cells=2) for _ in range(4)]
+    region = max(candidates, key=lambda m: float(edges[m].mean()))
     soft = cv2.GaussianBlur(region.astype(np.float32), (0, 0), max(1.0, 0.02 * min(h, w)))
     amp = rng.uniform(0.02, 0.06) * min(h, w)
     dx = amp * perlin_noise((h, w), (4, 4), rng) * soft
@@ -244,7 +266,13 @@ def _warp_anomaly(image, rng, source):
     return out, changed
 
 
-_MAKERS = {"texture": _texture_anomaly, "cutpaste": _cutpaste_anomaly, "scratch": _scratch_anomaly, "warp": _warp_anomaly}
+_MAKERS = {
+    "texture": _texture_anomaly,
+    "blob": _blob_anomaly,
+    "cutpaste": _cutpaste_anomaly,
+    "scratch": _scratch_anomaly,
+    "warp": _warp_anomaly,
+}
 
 
 def _finalise(image: np.ndarray, out: np.ndarray, region: np.ndarray, min_contrast: int) -> np.ndarray:

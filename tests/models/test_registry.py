@@ -168,8 +168,8 @@ def test_model_set_scores_batches_and_ensemble(tmp_path: Path, standins: dict[st
             assert r.maps[name].shape == img.shape[:2] and r.maps[name].dtype == np.float32
             assert r.is_defective[name] == (r.normalised[name] > 0.5)
             assert 0.0 < r.normalised[name] < 1.0
-    expected = 0.8 * results[0].normalised["cae"] + 0.2 * results[0].normalised["unet"]
-    assert results[0].raw["ensemble"] == pytest.approx(expected)
+    z = {n: mset.members[n].calibrator.standardise(results[0].raw[n]) for n in ("cae", "unet")}
+    assert results[0].raw["ensemble"] == pytest.approx(0.8 * z["cae"] + 0.2 * z["unet"])
 
 
 def test_stale_ensemble_is_not_used(tmp_path: Path, standins: dict[str, type]) -> None:
