@@ -66,7 +66,7 @@ class AutoencoderNet(nn.Module):
     One conv per stage keeps training at 128 px to a few ms per image on a CPU core.
     """
 
-    def __init__(self, base_channels: int = 16, latent_channels: int = 32, depth: int = 4) -> None:
+    def __init__(self, base_channels: int = 32, latent_channels: int = 16, depth: int = 4) -> None:
         super().__init__()
         chans = [min(base_channels * 2**i, 128) for i in range(depth)]
         self.encoder = nn.Sequential(*[_down(cin, c) for cin, c in zip([3, *chans[:-1]], chans)])
@@ -92,23 +92,22 @@ class ConvAutoencoder(Detector):
     def __init__(
         self,
         image_size: int = 128,
-        epochs: int = 60,
+        epochs: int = 80,
         batch_size: int = 16,
         lr: float = 2e-3,
         val_fraction: float = 0.15,
         patience: int = 10,
         seed: int = 0,
-        base_channels: int = 16,
-        latent_channels: int = 32,
+        base_channels: int = 32,
+        latent_channels: int = 16,
         depth: int = 4,
         ssim_weight: float = 0.5,
         colour_sigma: float = 3.0,
         smoothing_sigma: float = 2.0,
         score_fraction: float = 0.002,
         augment: str = "none",
-        denoise: float = 0.5,
+        denoise: float = 0.0,
         max_train_seconds: float | None = None,
-        ema_decay: float | None = 0.97,
     ) -> None:
         if image_size % (2**depth) != 0:
             raise ValueError(f"image_size ({image_size}) must be a multiple of 2**depth ({2**depth})")
@@ -133,7 +132,6 @@ class ConvAutoencoder(Detector):
         self.augment = augment
         self.denoise = float(denoise)
         self.max_train_seconds = None if max_train_seconds is None else float(max_train_seconds)
-        self.ema_decay = None if ema_decay is None else float(ema_decay)
         self.net_: AutoencoderNet | None = None
         self.error_stats_: torch.Tensor | None = None  # (2, 2, size, size): per-pixel mean, spread of each component
         self.training_: TrainingResult | None = None
@@ -160,7 +158,6 @@ class ConvAutoencoder(Detector):
             "augment": self.augment,
             "denoise": self.denoise,
             "max_train_seconds": self.max_train_seconds,
-            "ema_decay": self.ema_decay,
         }
 
     def _new_net(self) -> AutoencoderNet:
@@ -195,7 +192,7 @@ class ConvAutoencoder(Detector):
     # ------------------------------------------------------------ training
 
     def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "ConvAutoencoder":
-        """Train on good images; a seeded random ``val_fraction`` of them drives early stopping."""
+        """Train on good images; the last ``val_fraction`` (seeded) drive early stopping."""
         configure_torch()
         if len(images) < 2:
             raise ValueError(f"cae: need at least 2 good images to train, got {len(images)}")
@@ -229,7 +226,6 @@ class ConvAutoencoder(Detector):
         self.training_ = train_with_early_stopping(
             net, opt, batches, self._loss, val_batches, self.epochs, self.patience,
             scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label="cae",
-            ema_decay=self.ema_decay,
         )
         self.net_ = net.eval()
         self.error_stats_ = self._error_stats(x)

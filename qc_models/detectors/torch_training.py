@@ -79,7 +79,6 @@ def train_with_early_stopping(
     max_seconds: float | None = None,
     progress: ProgressCallback | None = None,
     label: str = "training",
-    ema_decay: float | None = None,
 ) -> TrainingResult:
     """Train for up to ``epochs`` epochs; stop after ``patience`` epochs without improvement.
 
@@ -88,11 +87,6 @@ def train_with_early_stopping(
     empty); an epoch counts as an improvement when it beats the best by more than
     ``min_rel_improvement`` (relative). ``max_seconds`` caps the wall time. The
     best weights are restored into ``model`` before returning.
-
-    With ``ema_decay`` (e.g. 0.97) validation and the returned weights use an
-    exponential moving average of the weights over steps: with a few hundred steps
-    on a few dozen images, single-step weights vary a lot from run to run and the
-    average is both steadier and usually better.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -100,9 +94,6 @@ def train_with_early_stopping(
         raise ValueError(f"patience must be >= 1, got {patience}")
     report = progress or no_progress
     result = TrainingResult(monitored="val" if val_batches else "train")
-    if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
-    ema = _Ema(model, ema_decay) if ema_decay else None
     best_state: dict[str, torch.Tensor] | None = None
     best = float("inf")
     since_best = 0
@@ -117,8 +108,6 @@ def train_with_early_stopping(
                 raise FloatingPointError(f"{label}: loss became {float(loss)} at epoch {epoch}; try a lower lr")
             loss.backward()
             optimizer.step()
-            if ema is not None:
-                ema.update(model)
             n = _batch_size(batch)
             total += float(loss.detach()) * n
             count += n
@@ -126,7 +115,6 @@ def train_with_early_stopping(
             scheduler.step()
         train_loss = total / max(count, 1)
         result.train_losses.append(train_loss)
-        live = ema.swap_in(model) if ema is not None else None
         monitored = evaluate_loss(model, val_batches, loss_fn) if val_batches else train_loss
         if val_batches:
             result.val_losses.append(monitored)
@@ -137,8 +125,6 @@ def train_with_early_stopping(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             since_best += 1
-        if live is not None:
-            model.load_state_dict(live)
         report(f"{label}: epoch {epoch}/{epochs}, {result.monitored} loss {monitored:.4f}", epoch / epochs)
         if since_best >= patience:
             result.early_stopped = epoch < epochs
@@ -152,28 +138,6 @@ def train_with_early_stopping(
     result.seconds = time.perf_counter() - start
     report(f"{label}: done after {result.epochs_run} epochs", 1.0)
     return result
-
-
-class _Ema:
-    """Exponential moving average of a model's floating-point state (weights and BN statistics)."""
-
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.state[k].mul_(self.decay).add_(v.detach(), alpha=1.0 - self.decay)
-            else:
-                self.state[k].copy_(v)
-
-    def swap_in(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-        """Load the averaged state into ``model``; returns the live state to restore afterwards."""
-        live = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(self.state)
-        return live
 
 
 # ---------------------------------------------------------------- split and augmentation

@@ -6,8 +6,8 @@ pasted onto good training images (DRAEM / CutPaste style, see
 :mod:`qc_models.detectors.synthetic_anomalies`). When the user does have a
 labelled defect folder, its ``(image, mask)`` pairs (``extra_defects``) are mixed
 in. Defect pixels are rare, so the loss is focal loss plus soft Dice. Early
-stopping watches held-out good images, each seen clean and with two synthetic
-anomalies drawn once from a fixed seed, so the validation set never moves.
+stopping watches held-out good images, each seen clean and with a synthetic
+anomaly drawn once from a fixed seed, so the validation set never moves.
 The anomaly map is the smoothed defect probability; the image score is its
 maximum (or a tail mean, ``score_fraction > 0``).
 """
@@ -115,8 +115,8 @@ class UNetDetector(Detector):
         self,
         image_size: int = 128,
         epochs: int = 60,
-        batch_size: int = 8,
-        lr: float = 5e-3,
+        batch_size: int = 16,
+        lr: float = 2e-3,
         val_fraction: float = 0.15,
         patience: int = 10,
         seed: int = 0,
@@ -126,11 +126,10 @@ class UNetDetector(Detector):
         anomaly_probability: float = 0.5,
         focal_gamma: float = 2.0,
         dice_weight: float = 1.0,
-        smoothing_sigma: float = 1.0,
+        smoothing_sigma: float = 2.0,
         score_fraction: float = 0.0,
         augment: str = "none",
         max_train_seconds: float | None = None,
-        ema_decay: float | None = 0.97,
     ) -> None:
         if image_size % (2 ** (depth + 1)) != 0:
             raise ValueError(f"image_size ({image_size}) must be a multiple of 2**(depth+1) ({2 ** (depth + 1)})")
@@ -153,7 +152,6 @@ class UNetDetector(Detector):
         self.score_fraction = float(score_fraction)
         self.augment = augment
         self.max_train_seconds = None if max_train_seconds is None else float(max_train_seconds)
-        self.ema_decay = None if ema_decay is None else float(ema_decay)
         self.net_: UNet | None = None
         self.training_: TrainingResult | None = None
         self.flips_: list[int] = []
@@ -194,7 +192,6 @@ class UNetDetector(Detector):
             "score_fraction": self.score_fraction,
             "augment": self.augment,
             "max_train_seconds": self.max_train_seconds,
-            "ema_decay": self.ema_decay,
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -273,10 +270,9 @@ class UNetDetector(Detector):
         if len(val_idx):
             vrng = np.random.default_rng(self.seed + 7919)  # fixed: the same anomalies every epoch
             clean = torch.from_numpy(good[val_idx])
-            bad1, m1 = self._synthesise(good, val_idx, vrng, 1.0)
-            bad2, m2 = self._synthesise(good, val_idx, vrng, 1.0)  # two per image: a less noisy loss
-            vx = torch.cat([clean, bad1, bad2])
-            vy = torch.cat([torch.zeros(clean.shape[:3]), m1, m2])
+            bad, bad_m = self._synthesise(good, val_idx, vrng, 1.0)
+            vx = torch.cat([clean, bad])
+            vy = torch.cat([torch.zeros(clean.shape[:3]), bad_m])
             val_batches = [(_normalise(vx[s : s + self.batch_size]), vy[s : s + self.batch_size])
                            for s in range(0, len(vx), self.batch_size)]
 
@@ -286,7 +282,6 @@ class UNetDetector(Detector):
         self.training_ = train_with_early_stopping(
             net, opt, batches, self._loss, val_batches, self.epochs, self.patience,
             scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label="unet",
-            ema_decay=self.ema_decay,
         )
         self.net_ = net.eval()
         return self
