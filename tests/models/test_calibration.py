@@ -66,6 +66,19 @@ def test_heavy_tail_is_extrapolated_beyond_the_maximum() -> None:
     assert t > 0.88  # the test-set good images at 0.86 and 0.88 are accepted
 
 
+def test_scores_spanning_decades_do_not_explode_the_threshold() -> None:
+    # U-Net probabilities of good images from 0.0007 to 0.9: a log-normal fit alone would say ~900.
+    s = np.r_[np.geomspace(7e-4, 0.03, 15), 0.2, 0.5, 0.9]
+    t = conservative_threshold(s, 0.01)
+    assert 0.9 < t <= 0.9 + np.log(1 / (0.01 * 19)) * (0.9 - np.median(s)) + 1e-12
+
+
+def test_standardise_uses_the_calibration_spread() -> None:
+    cal = Calibrator().fit(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    assert cal.standardise(3.0) == 0.0
+    assert cal.standardise(3.0 + cal.stats_["spread"]) == pytest.approx(1.0)
+
+
 def test_threshold_is_shift_and_scale_equivariant() -> None:
     s = np.random.default_rng(0).normal(0.0, 1.0, 20)
     t = conservative_threshold(s, 0.01)
