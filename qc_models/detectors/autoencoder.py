@@ -66,7 +66,7 @@ class AutoencoderNet(nn.Module):
     One conv per stage keeps training at 128 px to a few ms per image on a CPU core.
     """
 
-    def __init__(self, base_channels: int = 32, latent_channels: int = 16, depth: int = 4) -> None:
+    def __init__(self, base_channels: int = 16, latent_channels: int = 32, depth: int = 4) -> None:
         super().__init__()
         chans = [min(base_channels * 2**i, 128) for i in range(depth)]
         self.encoder = nn.Sequential(*[_down(cin, c) for cin, c in zip([3, *chans[:-1]], chans)])
@@ -92,21 +92,21 @@ class ConvAutoencoder(Detector):
     def __init__(
         self,
         image_size: int = 128,
-        epochs: int = 80,
+        epochs: int = 60,
         batch_size: int = 16,
         lr: float = 2e-3,
         val_fraction: float = 0.15,
         patience: int = 10,
         seed: int = 0,
-        base_channels: int = 32,
-        latent_channels: int = 16,
+        base_channels: int = 16,
+        latent_channels: int = 32,
         depth: int = 4,
         ssim_weight: float = 0.5,
         colour_sigma: float = 3.0,
         smoothing_sigma: float = 2.0,
         score_fraction: float = 0.002,
         augment: str = "none",
-        denoise: float = 0.0,
+        denoise: float = 0.5,
         max_train_seconds: float | None = None,
     ) -> None:
         if image_size % (2**depth) != 0:
@@ -192,7 +192,7 @@ class ConvAutoencoder(Detector):
     # ------------------------------------------------------------ training
 
     def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "ConvAutoencoder":
-        """Train on good images; the last ``val_fraction`` (seeded) drive early stopping."""
+        """Train on good images; a seeded random ``val_fraction`` of them drives early stopping."""
         configure_torch()
         if len(images) < 2:
             raise ValueError(f"cae: need at least 2 good images to train, got {len(images)}")
