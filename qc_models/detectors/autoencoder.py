@@ -26,22 +26,18 @@ from torch import nn
 
 from qc_models.detectors import map_ops
 from qc_models.detectors.base import (
-    Detector,
     NotFittedError,
-    Prediction,
     ProgressCallback,
     images_to_tensor,
-    maps_to_input_sizes,
 )
+from qc_models.detectors.learned import LearnedMapDetector
 from qc_models.detectors.synthetic_anomalies import add_synthetic_anomalies
 from qc_models.detectors.torch_training import (
     TrainingResult,
     choose_flips,
     random_flips,
-    split_train_val,
-    train_with_early_stopping,
 )
-from qc_models.runtime import configure_torch, seed_everything
+from qc_models.runtime import configure_torch
 
 
 def _down(cin: int, cout: int) -> nn.Sequential:
@@ -84,7 +80,7 @@ class AutoencoderNet(nn.Module):
         return torch.sigmoid(self.decoder(self.bottleneck(self.encoder(x))))
 
 
-class ConvAutoencoder(Detector):
+class ConvAutoencoder(LearnedMapDetector):
     """Reconstruction-error detector (``name = "cae"``); see the module docstring."""
 
     name = "cae"
@@ -164,9 +160,9 @@ class ConvAutoencoder(Detector):
         return AutoencoderNet(self.base_channels, self.latent_channels, self.depth)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        if self.net_ is None or self.error_stats_ is None:
+        if self.error_stats_ is None:
             raise NotFittedError("ConvAutoencoder is not fitted")
-        out = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        out = self._net_tensors()
         out["error_stats"] = self.error_stats_.clone().contiguous()
         return out
 
@@ -175,31 +171,19 @@ class ConvAutoencoder(Detector):
         expected = (2, 2, self.image_size, self.image_size)
         if "error_stats" not in tensors or tuple(tensors["error_stats"].shape) != expected:
             raise KeyError(f"cae state: tensor 'error_stats' missing or not of shape {expected}")
-        net = self._new_net()
-        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-        net.load_state_dict(state, strict=True)  # raises naming missing/unexpected keys
-        self.net_ = net.eval()
+        self._load_net(self._new_net(), tensors)
         self.error_stats_ = tensors["error_stats"].float().clone()
         return self
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"internal_size": self.image_size}
-        if self.training_ is not None:
-            out.update(self.training_.summary())
-            out["flips"] = ["horizontal" if d == -1 else "vertical" for d in self.flips_]
-        return out
+        return self._training_description()
 
     # ------------------------------------------------------------ training
 
     def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "ConvAutoencoder":
         """Train on good images; a seeded random ``val_fraction`` of them drives early stopping."""
-        configure_torch()
-        if len(images) < 2:
-            raise ValueError(f"cae: need at least 2 good images to train, got {len(images)}")
-        rng = seed_everything(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
+        rng, gen, train_idx, val_idx = self._begin_fit(images)
         x = images_to_tensor(images, self.image_size, normalize=False)
-        train_idx, val_idx = split_train_val(len(images), self.val_fraction, self.seed)
         x_train, x_val = x[train_idx], x[val_idx]
         self.flips_ = choose_flips(x_train, self.augment)
         net = self._new_net()
@@ -221,13 +205,7 @@ class ConvAutoencoder(Detector):
         val_batches = [
             (x_val[s : s + self.batch_size],) * 2 for s in range(0, len(x_val), self.batch_size)
         ]
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs, eta_min=self.lr * 0.05)
-        self.training_ = train_with_early_stopping(
-            net, opt, batches, self._loss, val_batches, self.epochs, self.patience,
-            scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label="cae",
-        )
-        self.net_ = net.eval()
+        self._train(net, batches, self._loss, val_batches, progress)
         self.error_stats_ = self._error_stats(x)
         return self
 
@@ -287,8 +265,3 @@ class ConvAutoencoder(Detector):
         w = self.ssim_weight
         maps = (w * z[:, 0] + (1 - w) * z[:, 1]).clamp_min(0.0)
         return map_ops.gaussian_blur(maps, self.smoothing_sigma)
-
-    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
-        maps = self.anomaly_maps_internal(images)
-        scores = map_ops.top_fraction_score(maps, self.score_fraction).numpy()
-        return Prediction(image_scores=scores, anomaly_maps=maps_to_input_sizes(maps, images))

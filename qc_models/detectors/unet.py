@@ -26,22 +26,18 @@ from qc_models.detectors import map_ops
 from qc_models.detectors.base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    Detector,
     NotFittedError,
-    Prediction,
     ProgressCallback,
     images_to_tensor,
-    maps_to_input_sizes,
 )
+from qc_models.detectors.learned import LearnedMapDetector
 from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly
 from qc_models.detectors.torch_training import (
     TrainingResult,
     choose_flips,
     random_flips,
-    split_train_val,
-    train_with_early_stopping,
 )
-from qc_models.runtime import configure_torch, seed_everything
+from qc_models.runtime import configure_torch
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -106,7 +102,7 @@ def _normalise(x_uint8: torch.Tensor) -> torch.Tensor:
     return (x_uint8.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
 
 
-class UNetDetector(Detector):
+class UNetDetector(LearnedMapDetector):
     """Synthetic-anomaly-trained segmentation detector (``name = "unet"``); see the module docstring."""
 
     name = "unet"
@@ -195,23 +191,14 @@ class UNetDetector(Detector):
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        if self.net_ is None:
-            raise NotFittedError("UNetDetector is not fitted")
-        return {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        return self._net_tensors()
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> "UNetDetector":
-        configure_torch()
-        net = UNet(self.base_channels, self.depth)
-        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
-        self.net_ = net.eval()
+        self._load_net(UNet(self.base_channels, self.depth), tensors)
         return self
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"internal_size": self.image_size, "extra_defects_used": len(self.extra_defects)}
-        if self.training_ is not None:
-            out.update(self.training_.summary())
-            out["flips"] = ["horizontal" if d == -1 else "vertical" for d in self.flips_]
-        return out
+        return {**self._training_description(), "extra_defects_used": len(self.extra_defects)}
 
     # ------------------------------------------------------------ training
 
@@ -232,13 +219,8 @@ class UNetDetector(Detector):
 
     def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "UNetDetector":
         """Train on good images (plus ``extra_defects``); see the module docstring."""
-        configure_torch()
-        if len(images) < 2:
-            raise ValueError(f"unet: need at least 2 good images to train, got {len(images)}")
-        rng = seed_everything(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
+        rng, gen, train_idx, val_idx = self._begin_fit(images)
         good = self._resize_u8(images)
-        train_idx, val_idx = split_train_val(len(images), self.val_fraction, self.seed)
         train_good = good[train_idx]
         self.flips_ = choose_flips(torch.from_numpy(train_good).permute(0, 3, 1, 2).float() / 255.0, self.augment)
         extra_x = extra_m = None
@@ -276,14 +258,7 @@ class UNetDetector(Detector):
             val_batches = [(_normalise(vx[s : s + self.batch_size]), vy[s : s + self.batch_size])
                            for s in range(0, len(vx), self.batch_size)]
 
-        net = UNet(self.base_channels, self.depth)
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs, eta_min=self.lr * 0.05)
-        self.training_ = train_with_early_stopping(
-            net, opt, batches, self._loss, val_batches, self.epochs, self.patience,
-            scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label="unet",
-        )
-        self.net_ = net.eval()
+        self._train(UNet(self.base_channels, self.depth), batches, self._loss, val_batches, progress)
         return self
 
     def _loss(self, net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -301,8 +276,3 @@ class UNetDetector(Detector):
         with torch.no_grad():
             probs = torch.cat([torch.sigmoid(self.net_(x[s : s + 32])) for s in range(0, len(x), 32)])
         return map_ops.gaussian_blur(probs, self.smoothing_sigma)
-
-    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
-        maps = self.anomaly_maps_internal(images)
-        scores = map_ops.top_fraction_score(maps, self.score_fraction).numpy()
-        return Prediction(image_scores=scores, anomaly_maps=maps_to_input_sizes(maps, images))

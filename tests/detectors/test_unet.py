@@ -112,16 +112,16 @@ def test_unfitted_and_bad_arguments_are_refused() -> None:
 
 
 def test_validation_set_is_fixed_and_has_clean_and_anomalous_images(monkeypatch) -> None:
-    import qc_models.detectors.unet as unet_module
+    import qc_models.detectors.learned as learned_module  # the shared loop lives in the base class
 
     seen = []
-    real = unet_module.train_with_early_stopping
+    real = learned_module.train_with_early_stopping
 
     def spy(model, opt, batches, loss_fn, val_batches, *args, **kwargs):
         seen.append(val_batches)
         return real(model, opt, batches, loss_fn, val_batches, *args, **kwargs)
 
-    monkeypatch.setattr(unet_module, "train_with_early_stopping", spy)
+    monkeypatch.setattr(learned_module, "train_with_early_stopping", spy)
     images = stripes(np.random.default_rng(3), 10)
     for _ in range(2):
         UNetDetector(epochs=1, val_fraction=0.2, **TINY).fit(images)

@@ -1,0 +1,86 @@
+"""Shared plumbing of the detectors that train a small network (CAE, U-Net).
+
+Both split good images into fit/validation sets, train with AdamW + cosine decay
+under early stopping, store the network as ``net.*`` tensors and turn an internal
+anomaly map into an image score the same way; keeping that here means a fix to
+one (e.g. BatchNorm or serialisation) reaches both.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qc_models.detectors import map_ops
+from qc_models.detectors.base import Detector, NotFittedError, Prediction, ProgressCallback, maps_to_input_sizes
+from qc_models.detectors.torch_training import TrainingResult, split_train_val, train_with_early_stopping
+from qc_models.runtime import configure_torch, seed_everything
+
+
+class LearnedMapDetector(Detector):
+    """Base for network detectors: subclasses set ``image_size``, ``seed``, ``val_fraction``, ``batch_size``,
+    ``lr``, ``epochs``, ``patience``, ``max_train_seconds``, ``score_fraction`` and implement
+    ``anomaly_maps_internal``."""
+
+    net_: nn.Module | None
+    training_: TrainingResult | None
+    flips_: list[int]
+
+    def _begin_fit(self, images: Sequence[np.ndarray]) -> tuple[np.random.Generator, torch.Generator, np.ndarray, np.ndarray]:
+        """Checks, seeding and the seeded fit/validation split shared by every network detector."""
+        configure_torch()
+        if len(images) < 2:
+            raise ValueError(f"{self.name}: need at least 2 good images to train, got {len(images)}")
+        rng = seed_everything(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        train_idx, val_idx = split_train_val(len(images), self.val_fraction, self.seed)
+        return rng, gen, train_idx, val_idx
+
+    def _train(
+        self,
+        net: nn.Module,
+        batches: Callable[[int], Iterable[Any]],
+        loss: Callable[[nn.Module, Any], torch.Tensor],
+        val_batches: list[Any],
+        progress: ProgressCallback | None,
+    ) -> None:
+        """AdamW + cosine decay under early stopping; keeps the best weights in ``net_``."""
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs, eta_min=self.lr * 0.05)
+        self.training_ = train_with_early_stopping(
+            net, opt, batches, loss, val_batches, self.epochs, self.patience,
+            scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label=self.name,
+        )
+        self.net_ = net.eval()
+
+    def _net_tensors(self) -> dict[str, torch.Tensor]:
+        if self.net_ is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted")
+        return {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+
+    def _load_net(self, net: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+        """Strict load of the ``net.*`` tensors (raises naming missing/unexpected keys)."""
+        configure_torch()
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
+        self.net_ = net.eval()
+
+    def _training_description(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"internal_size": self.image_size}
+        if self.training_ is not None:
+            out.update(self.training_.summary())
+            out["flips"] = ["horizontal" if d == -1 else "vertical" for d in self.flips_]
+        return out
+
+    @abstractmethod
+    def anomaly_maps_internal(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Smoothed anomaly maps at the internal resolution ``(N, size, size)``."""
+
+    def predict(self, images: Sequence[np.ndarray]) -> Prediction:
+        maps = self.anomaly_maps_internal(images)
+        scores = map_ops.top_fraction_score(maps, self.score_fraction).numpy()
+        return Prediction(image_scores=scores, anomaly_maps=maps_to_input_sizes(maps, images))
