@@ -9,6 +9,11 @@ anomalous as its distance to the nearest bank entry. Done as the paper does it:
   as the reference implementation does). ``layers`` selects other stages; with
   ``weights="none"`` the default is ``layer1`` + ``layer2`` (``layer1`` average-pooled onto
   ``layer2``'s grid), see :func:`default_layers` and below;
+* with a random-init backbone (``weights="none"``) two additions, off for trained weights: the
+  image is reflect-padded by ``border_padding`` px before the backbone and the maps cropped back
+  (no zero-padding artefacts at the borders), and the local mean colour is appended to each patch
+  feature, scaled to ``colour_weight`` x the network features' variance (random filters see
+  texture, hardly colour); see :func:`default_border_padding` and :func:`default_colour_weight`;
 * the memory bank is a greedy k-center coreset (``coreset_ratio`` of all patches) selected on a
   Gaussian random projection (:mod:`qc_models.detectors.coreset`);
 * patch score = exact Euclidean distance to the nearest bank row
@@ -65,6 +70,10 @@ MAP_SIGMA = 4.0
 _BACKBONE_PREFIX = "backbone."
 _SHA_KEY = "backbone_sha256"
 _BANK_KEY = "memory_bank"
+#: Scale of the appended local-colour features; its presence marks artifacts that use padding/colour.
+_COLOUR_KEY = "colour_scale"
+#: Channels of the local-colour features (mean R, G, B of the patch's neighbourhood).
+COLOUR_CHANNELS = 3
 
 
 #: The patch grid is never finer than layer2's (stride 8), to bound bank size and scoring cost.
@@ -75,6 +84,31 @@ _LAYERS_WHY = {
     bb.DEFAULT_LAYERS: "default for trained weights: layer2+layer3, the paper's choice",
     RANDOM_INIT_LAYERS: "default for weights='none': random-init features are informative only near the pixels",
 }
+
+
+def default_border_padding(weights: str) -> int:
+    """Reflect padding (px) for random-init backbones, none for trained ones (the paper's setting).
+
+    Zero padding inside the network makes border patches unlike interior ones, and each border
+    position has only ``n_images`` examples in the bank, so good images peaked at their corners
+    (the carpet false rejects). Reflecting 32 px of the image first and cropping the feature maps
+    back keeps the border patches interior-like: random-init mean image AUROC 0.712 -> 0.726 over
+    the 8 synthetic categories (60 train images, ratio 0.05).
+    """
+    return 32 if weights == bb.WEIGHTS_NONE else 0
+
+
+def default_colour_weight(weights: str) -> float:
+    """Weight of local mean colour in the patch feature: 1 for random-init backbones, 0 for trained.
+
+    Random filters respond mostly to local contrast, so a stain or tint (wood/metal_nut 'color'
+    defects scored at chance) barely moves the patch feature. The local mean colour is appended,
+    scaled so that its total variance on the training patches is ``colour_weight`` times the
+    network features' total variance. Measured with reflect padding (60 train images, 8 synthetic
+    categories): weight 0 / 0.25 / 1 gives mean image AUROC 0.726 / 0.730 / 0.740 and pixel AUROC
+    0.840 / 0.849 / 0.856.
+    """
+    return 1.0 if weights == bb.WEIGHTS_NONE else 0.0
 
 
 def default_layers(weights: str) -> tuple[str, ...]:
@@ -119,6 +153,8 @@ class PatchCore(Detector):
         seed: int = 0,
         batch_size: int = 16,
         layers: Sequence[str] | None = None,
+        border_padding: int | None = None,
+        colour_weight: float | None = None,
     ) -> None:
         self.layers_explicit = layers is not None
         self.layers: tuple[str, ...] = tuple(layers) if layers is not None else default_layers(str(weights))
@@ -145,6 +181,14 @@ class PatchCore(Detector):
         self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+        self.border_padding = default_border_padding(self.weights) if border_padding is None else int(border_padding)
+        self.colour_weight = default_colour_weight(self.weights) if colour_weight is None else float(colour_weight)
+        if self.border_padding < 0 or self.border_padding % 16:
+            raise ValueError(f"border_padding must be a multiple of 16 (layer3's stride) and >= 0, got {border_padding}")
+        if not (np.isfinite(self.colour_weight) and self.colour_weight >= 0):
+            raise ValueError(f"colour_weight must be a finite number >= 0, got {colour_weight}")
+        #: Multiplier of the colour channels, fitted on the training patches (None: no colour features).
+        self.colour_scale_: float | None = None
         self._extractor: torch.nn.Module | None = None
         self.weights_info_: dict[str, Any] | None = None
         self.memory_bank_: torch.Tensor | None = None
@@ -155,7 +199,8 @@ class PatchCore(Detector):
     @property
     def feature_dim(self) -> int:
         """Length of one patch feature (channels of ``layers`` summed, or ``embedding_dim``)."""
-        return self.embedding_dim or sum(bb.feature_channels(self.backbone, self.layers))
+        colour = COLOUR_CHANNELS if self.colour_weight > 0 else 0
+        return (self.embedding_dim or sum(bb.feature_channels(self.backbone, self.layers))) + colour
 
     def _set_extractor(self, extractor: torch.nn.Module, info: dict[str, Any]) -> None:
         self._extractor = extractor.to(memory_format=torch.channels_last)
@@ -175,10 +220,14 @@ class PatchCore(Detector):
         (stride 8): ``layer1`` is average-pooled onto it (a 4x larger grid would cost 4x in
         memory bank, coreset and scoring), deeper layers are bilinearly upsampled.
         """
-        x = images_to_tensor(images, self.image_size).contiguous(memory_format=torch.channels_last)
-        maps = self._ensure_backbone()(x, self.layers)
-        k, p = self.neighbourhood, self.neighbourhood // 2
+        x = images_to_tensor(images, self.image_size)
         strides = [bb.LAYER_STRIDES[name] for name in self.layers]
+        pad = min(self.border_padding, (self.image_size - 1) // 16 * 16)  # reflect needs pad < size
+        xp = F.pad(x, (pad,) * 4, mode="reflect") if pad else x
+        maps = self._ensure_backbone()(xp.contiguous(memory_format=torch.channels_last), self.layers)
+        if pad:  # crop the padding back off every map (pad is a multiple of every stride)
+            maps = tuple(m[..., pad // s : m.shape[-2] - pad // s, pad // s : m.shape[-1] - pad // s] for m, s in zip(maps, strides))
+        k, p = self.neighbourhood, self.neighbourhood // 2
         coarse = [i for i, stride in enumerate(strides) if stride >= _FINEST_GRID_STRIDE]
         if coarse:  # the finest map that is not finer than the limit defines the grid
             grid = maps[min(coarse, key=lambda i: strides[i])].shape[-2:]
@@ -198,6 +247,12 @@ class PatchCore(Detector):
         if self.embedding_dim is not None and self.embedding_dim != emb.shape[-1]:
             b, h, w, c = emb.shape
             emb = F.adaptive_avg_pool1d(emb.reshape(b * h * w, 1, c), self.embedding_dim).reshape(b, h, w, -1)
+        if self.colour_weight > 0:  # local mean colour over the same neighbourhood, last 3 channels
+            colour = F.adaptive_avg_pool2d(x, grid)
+            if k > 1:
+                colour = F.avg_pool2d(colour, k, stride=1, padding=p, count_include_pad=False)
+            scale = 1.0 if self.colour_scale_ is None else self.colour_scale_
+            emb = torch.cat([emb, colour.permute(0, 2, 3, 1) * scale], dim=-1)
         return emb.contiguous()
 
     # ------------------------------------------------------------------ fit / predict
@@ -211,6 +266,7 @@ class PatchCore(Detector):
         report = progress or (lambda message, fraction: None)
         report("loading backbone", 0.0)
         self._ensure_backbone()
+        self.colour_scale_ = None  # features are extracted unscaled; the scale is fitted on them
         features: torch.Tensor | None = None
         pos = 0
         for batch in _batches(images, self.batch_size):
@@ -222,6 +278,9 @@ class PatchCore(Detector):
             pos += flat.shape[0]
             report("extracting features", 0.3 * pos / features.shape[0])
         assert features is not None
+        if self.colour_weight > 0:
+            self.colour_scale_ = self._fit_colour_scale(features)
+            features[:, -COLOUR_CHANNELS:] *= self.colour_scale_
         index = select_coreset(
             features,
             self.coreset_ratio,
@@ -232,6 +291,15 @@ class PatchCore(Detector):
         self._set_bank(features[index].contiguous())
         report("done", 1.0)
         return self
+
+    def _fit_colour_scale(self, features: torch.Tensor) -> float:
+        """Scale giving the colour channels ``colour_weight`` x the network channels' total variance."""
+        var = features.var(dim=0)
+        net_var = float(var[:-COLOUR_CHANNELS].sum())
+        colour_var = float(var[-COLOUR_CHANNELS:].sum())
+        if colour_var <= 1e-12 or net_var <= 0:  # uniform colour: nothing to scale against
+            return 1.0
+        return float(np.sqrt(self.colour_weight * net_var / colour_var))
 
     def _set_bank(self, bank: torch.Tensor) -> None:
         self.memory_bank_ = bank
@@ -297,6 +365,8 @@ class PatchCore(Detector):
             "seed": self.seed,
             "batch_size": self.batch_size,
             "layers": list(self.layers),
+            "border_padding": self.border_padding,
+            "colour_weight": self.colour_weight,
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -307,7 +377,11 @@ class PatchCore(Detector):
         """
         if self.memory_bank_ is None or self._extractor is None or self.weights_info_ is None:
             raise NotFittedError("PatchCore.state_tensors called before fit()")
-        out = {_BANK_KEY: self.memory_bank_.contiguous(), _SHA_KEY: _sha_to_tensor(self.weights_info_["weights_sha256"])}
+        out = {
+            _BANK_KEY: self.memory_bank_.contiguous(),
+            _SHA_KEY: _sha_to_tensor(self.weights_info_["weights_sha256"]),
+            _COLOUR_KEY: torch.tensor([0.0 if self.colour_scale_ is None else self.colour_scale_], dtype=torch.float64),
+        }
         if self.weights != bb.WEIGHTS_IMAGENET:
             for key, value in self._extractor.state_dict().items():
                 out[_BACKBONE_PREFIX + key] = value.detach().clone().contiguous()
@@ -318,9 +392,22 @@ class PatchCore(Detector):
         bank = tensors.get(_BANK_KEY)
         if bank is None or bank.ndim != 2 or not bank.is_floating_point() or bank.shape[0] == 0:
             raise ValueError(f"PatchCore state: '{_BANK_KEY}' missing or not a non-empty 2-D float tensor")
+        colour = tensors.get(_COLOUR_KEY)
+        if colour is None:  # saved before padding/colour existed: the plain paper embedding
+            self.border_padding, self.colour_weight, self.colour_scale_ = 0, 0.0, None
+        else:
+            if colour.numel() != 1 or not colour.is_floating_point() or not bool(torch.isfinite(colour).all()):
+                raise ValueError(f"PatchCore state: '{_COLOUR_KEY}' must be one finite number")
+            scale = float(colour.reshape(()))
+            if (scale > 0) != (self.colour_weight > 0):
+                raise ValueError(
+                    f"PatchCore state: colour scale {scale} does not match the configured colour_weight {self.colour_weight}"
+                )
+            self.colour_scale_ = scale if scale > 0 else None
         if bank.shape[1] != self.feature_dim and not self.layers_explicit and self.embedding_dim is None:
             legacy = bb.DEFAULT_LAYERS  # artifacts saved before ``layers`` existed used the paper's layers
-            if bank.shape[1] == sum(bb.feature_channels(self.backbone, legacy)):
+            colour = COLOUR_CHANNELS if self.colour_weight > 0 else 0
+            if bank.shape[1] == sum(bb.feature_channels(self.backbone, legacy)) + colour:
                 self.layers = legacy
         if bank.shape[1] != self.feature_dim:
             raise ValueError(

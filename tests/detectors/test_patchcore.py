@@ -71,7 +71,8 @@ def test_memory_bank_size_follows_ratio_and_fit_is_deterministic(fitted: PatchCo
     assert fitted.memory_bank_ is not None
     n_patches = 8 * 8 * 8  # 8 images, 8x8 layer2 grid at 64 px (layer1 is pooled onto it)
     assert fitted.layers == ("layer1", "layer2")  # random-init default: 64 + 128 channels
-    assert fitted.memory_bank_.shape == (round(0.25 * n_patches), 192)
+    # 64 + 128 network channels, then 3 local-colour channels (random-init default)
+    assert fitted.memory_bank_.shape == (round(0.25 * n_patches), 195)
     progress: list[float] = []
     again = _model().fit([_texture(seed) for seed in range(8)], lambda msg, frac: progress.append(frac))
     assert torch.equal(again.memory_bank_, fitted.memory_bank_)
@@ -105,11 +106,11 @@ def test_layers_default_depends_on_weights_and_can_be_chosen() -> None:
     assert PatchCore(weights="/some/local.pth").layers == ("layer2", "layer3")
     assert PatchCore(weights="none").layers == ("layer1", "layer2")
     paper = _model(layers=["layer2", "layer3"]).fit([_texture(seed) for seed in range(2)])
-    assert paper.memory_bank_ is not None and paper.memory_bank_.shape[1] == 384
+    assert paper.memory_bank_ is not None and paper.memory_bank_.shape[1] == 384 + 3
     assert paper.describe()["feature_layers_why"] == "non-default (default here: layer1+layer2)"
     assert paper.get_config()["layers"] == ["layer2", "layer3"]
     deep = _model(layers=["layer3"]).fit([_texture(0)])  # a coarser grid is allowed: 4x4 at 64 px
-    assert deep.memory_bank_ is not None and deep.memory_bank_.shape == (4, 256)
+    assert deep.memory_bank_ is not None and deep.memory_bank_.shape == (4, 256 + 3)
     assert deep.predict([_texture(1)]).anomaly_maps[0].shape == (SIZE, SIZE)
     for bad in (["layer4"], [], ["layer2", "layer2"]):
         with pytest.raises(ValueError, match="layers"):
@@ -118,10 +119,13 @@ def test_layers_default_depends_on_weights_and_can_be_chosen() -> None:
 
 def test_artifact_without_layers_in_config_loads_with_the_paper_layers() -> None:
     """Models saved before ``layers`` existed used layer2+layer3 even for random init."""
-    old = _model(layers=["layer2", "layer3"]).fit([_texture(seed) for seed in range(2)])
-    config = {k: v for k, v in old.get_config().items() if k != "layers"}
-    restored = PatchCore(**config).load_state_tensors(old.state_tensors())
+    old = _model(layers=["layer2", "layer3"], border_padding=0, colour_weight=0).fit([_texture(seed) for seed in range(2)])
+    new_keys = ("layers", "border_padding", "colour_weight")
+    config = {k: v for k, v in old.get_config().items() if k not in new_keys}
+    state = {k: v for k, v in old.state_tensors().items() if k != "colour_scale"}  # older artifacts lack it
+    restored = PatchCore(**config).load_state_tensors(state)
     assert restored.layers == ("layer2", "layer3")
+    assert (restored.border_padding, restored.colour_weight) == (0, 0.0)
     images = [_scratched(5)]
     assert np.array_equal(restored.predict(images).image_scores, old.predict(images).image_scores)
 
@@ -167,7 +171,7 @@ def test_unfitted_and_bad_state_are_refused(fitted: PatchCore) -> None:
 
 def test_embedding_dim_pools_channels() -> None:
     model = _model(embedding_dim=64, coreset_ratio=0.5).fit([_texture(s) for s in range(2)])
-    assert model.memory_bank_.shape == (64, 64)
+    assert model.memory_bank_.shape == (64, 64 + 3)  # pooled network channels + colour
     assert model.predict([_texture(5)]).anomaly_maps[0].shape == (SIZE, SIZE)
 
 
@@ -203,3 +207,26 @@ def test_fits_and_scores_generated_dataset(tiny_dataset: Path) -> None:
     # on batch composition, and fit and predict embed identically.
     train_scores = model.predict(train[::-1]).image_scores
     assert train_scores.max() < 0.02 * pred.image_scores.min()
+
+
+def test_colour_features_and_border_padding_defaults_and_round_trip() -> None:
+    """Random init appends scaled local colour and reflects the border; trained weights keep the paper's embedding."""
+    assert (PatchCore(weights="none").border_padding, PatchCore(weights="none").colour_weight) == (32, 1.0)
+    assert (PatchCore(weights="imagenet").border_padding, PatchCore(weights="imagenet").colour_weight) == (0, 0.0)
+    model = _model(coreset_ratio=1.0).fit([_texture(seed) for seed in range(3)])
+    bank = model.memory_bank_
+    assert model.colour_scale_ is not None and model.colour_scale_ > 0
+    net_var, colour_var = bank[:, :-3].var(0).sum(), bank[:, -3:].var(0).sum()
+    assert colour_var == pytest.approx(float(net_var), rel=1e-3)  # colour_weight 1: equal total variance
+    restored = PatchCore(**model.get_config()).load_state_tensors(model.state_tensors())
+    assert restored.colour_scale_ == pytest.approx(model.colour_scale_)
+    images = [_texture(50), _scratched(51)]
+    assert np.allclose(restored.predict(images).image_scores, model.predict(images).image_scores)
+    tinted = _texture(52).astype(np.float32)
+    tinted[16:40, 16:40] *= np.array([0.6, 1.0, 1.2])  # a stain: colour changes, texture does not
+    scores = model.predict([_texture(52), np.clip(tinted, 0, 255).astype(np.uint8)]).image_scores
+    assert scores[1] > scores[0]
+    with pytest.raises(ValueError, match="border_padding"):
+        _model(border_padding=8)
+    with pytest.raises(ValueError, match="colour"):
+        PatchCore(**{**model.get_config(), "colour_weight": 0.0}).load_state_tensors(model.state_tensors())
