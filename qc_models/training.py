@@ -52,7 +52,7 @@ PROFILE_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     # ~2 min per category for all three: the demo trains 4 categories in under ~10 min.
     "demo": {
         "cae": {"epochs": 30, "max_train_seconds": 30.0},
-        "unet": {"epochs": 30, "max_train_seconds": 40.0},
+        "unet": {"epochs": 60, "max_train_seconds": 45.0},
         "patchcore": {"coreset_ratio": 0.05},
     },
 }

@@ -10,6 +10,13 @@ stopping watches held-out good images, each seen clean and with a synthetic
 anomaly drawn once from a fixed seed, so the validation set never moves.
 The anomaly map is the smoothed defect probability; the image score is its
 maximum (or a tail mean, ``score_fraction > 0``).
+
+Defaults (150 epochs, patience 30) were measured on the demo categories (102 fit
+images, 128 px, 2 threads): the validation loss on synthetic anomalies plateaus
+for 10-20 epochs early on, so patience 10 stopped carpet at epoch 25 and metal_nut
+at 21 (image AUROC carpet 0.80, wood 0.86); 150 epochs / patience 30 give carpet
+0.95, wood 0.97, bottle 0.92, metal_nut 0.66 at about 100 s per category on two
+idle cores (the default profile still caps training at 240 s).
 """
 
 from __future__ import annotations
@@ -110,11 +117,11 @@ class UNetDetector(LearnedMapDetector):
     def __init__(
         self,
         image_size: int = 128,
-        epochs: int = 60,
+        epochs: int = 150,
         batch_size: int = 8,
         lr: float = 5e-3,
         val_fraction: float = 0.15,
-        patience: int = 10,
+        patience: int = 30,
         seed: int = 0,
         extra_defects: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
         base_channels: int = 16,
