@@ -7,18 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from qc_models.data.images import load_mask, load_rgb
-from qc_models.data.layout import DatasetError, list_categories, open_category
+from qc_models.data.layout import DatasetError
 from qc_models.data.synthetic import (
     CATEGORIES,
     DEMO_CATEGORIES,
     defect_types,
     generate_dataset,
     render_sample,
-    sample_seed,
 )
+from tests.data.generated_checks import check_files_match_render, check_layout_and_counts
 from tests.fixtures_data import TINY_DATASET_ARGS
 
 ALL_CASES = [(c, d) for c in DEMO_CATEGORIES for d in ["good", *defect_types(c)]]
@@ -69,29 +67,13 @@ def test_files_do_not_depend_on_which_categories_are_generated(tmp_path: Path, t
 
 
 def test_layout_and_counts_of_the_tiny_dataset(tiny_dataset: Path) -> None:
-    assert list_categories(tiny_dataset) == sorted(DEMO_CATEGORIES)
+    check_layout_and_counts(tiny_dataset, DEMO_CATEGORIES, TINY_DATASET_ARGS)
     for category in DEMO_CATEGORIES:
-        layout = open_category(tiny_dataset, category)
-        assert layout.defect_types() == defect_types(category)
-        train, test = layout.samples("train"), layout.samples("test")
-        assert len(train) == TINY_DATASET_ARGS["n_train"] and all(s.label == 0 for s in train)
-        good = [s for s in test if s.label == 0]
-        bad = [s for s in test if s.label == 1]
-        assert len(good) == TINY_DATASET_ARGS["n_test_good"]
-        assert len(bad) == TINY_DATASET_ARGS["n_per_defect"] * len(defect_types(category))
-        assert all(s.mask_path is not None and s.mask_path.name == f"{s.path.stem}_mask.png" for s in bad)
         assert (tiny_dataset / category / "train" / "good" / "000.png").is_file()
 
 
 def test_saved_files_match_the_debug_render(tiny_dataset: Path) -> None:
-    size, seed = TINY_DATASET_ARGS["size"], TINY_DATASET_ARGS["seed"]
-    for category in DEMO_CATEGORIES:
-        dt = defect_types(category)[0]
-        s = render_sample(category, dt, size, np.random.default_rng(sample_seed(seed, category, "test", dt, 2)))
-        np.testing.assert_array_equal(load_rgb(tiny_dataset / category / "test" / dt / "002.png"), s.image)
-        mask_file = tiny_dataset / category / "ground_truth" / dt / "002_mask.png"
-        np.testing.assert_array_equal(load_mask(mask_file), s.mask)
-        assert set(np.unique(np.asarray(Image.open(mask_file)))) <= {0, 255}
+    check_files_match_render(tiny_dataset, DEMO_CATEGORIES, TINY_DATASET_ARGS["seed"], TINY_DATASET_ARGS["size"], 2)
 
 
 def test_good_parts_vary_in_lighting_and_position() -> None:

@@ -7,20 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from qc_models.data.images import load_mask, load_rgb
 from qc_models.data.integrity import check_dataset
-from qc_models.data.layout import list_categories, open_category
 from qc_models.data.synthetic import (
     CATEGORIES,
     DEMO_CATEGORIES,
     defect_types,
     generate_dataset,
     render_sample,
-    sample_seed,
 )
 from qc_models.data.synthetic_holdout import HOLDOUT, HOLDOUT_CATEGORIES, register
+from tests.data.generated_checks import check_files_match_render, check_layout_and_counts
 
 CASES = [(c, d) for c in HOLDOUT_CATEGORIES for d in ["good", *defect_types(c)]]
 SMALL = {"size": 48, "n_train": 3, "n_test_good": 2, "n_per_defect": 2, "seed": 5}
@@ -93,28 +90,12 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path) -> None:
 
 
 def test_layout_counts_and_integrity(holdout_dataset: Path) -> None:
-    assert list_categories(holdout_dataset) == sorted(HOLDOUT_CATEGORIES)
-    for category in HOLDOUT_CATEGORIES:
-        layout = open_category(holdout_dataset, category)
-        assert layout.defect_types() == defect_types(category)
-        train, test = layout.samples("train"), layout.samples("test")
-        assert len(train) == SMALL["n_train"] and all(s.label == 0 for s in train)
-        bad = [s for s in test if s.label == 1]
-        assert len(test) - len(bad) == SMALL["n_test_good"]
-        assert len(bad) == SMALL["n_per_defect"] * len(defect_types(category))
-        assert all(s.mask_path is not None and s.mask_path.name == f"{s.path.stem}_mask.png" for s in bad)
+    check_layout_and_counts(holdout_dataset, HOLDOUT_CATEGORIES, SMALL)
     assert check_dataset(holdout_dataset) == []
 
 
 def test_saved_files_match_the_debug_render(holdout_dataset: Path) -> None:
-    for category in HOLDOUT_CATEGORIES:
-        dt = defect_types(category)[0]
-        rng = np.random.default_rng(sample_seed(SMALL["seed"], category, "test", dt, 1))
-        s = render_sample(category, dt, SMALL["size"], rng)
-        np.testing.assert_array_equal(load_rgb(holdout_dataset / category / "test" / dt / "001.png"), s.image)
-        mask_file = holdout_dataset / category / "ground_truth" / dt / "001_mask.png"
-        np.testing.assert_array_equal(load_mask(mask_file), s.mask)
-        assert set(np.unique(np.asarray(Image.open(mask_file)))) <= {0, 255}
+    check_files_match_render(holdout_dataset, HOLDOUT_CATEGORIES, SMALL["seed"], SMALL["size"], 1)
 
 
 def test_not_generated_by_default(tmp_path: Path) -> None:

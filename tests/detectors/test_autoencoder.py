@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -14,18 +12,10 @@ from qc_models.detectors.autoencoder import ConvAutoencoder
 from qc_models.detectors.base import NotFittedError
 from qc_models.detectors.torch_training import choose_flips, split_train_val, train_with_early_stopping
 from qc_models.runtime import seed_everything
+from tests.detectors import learned_contract as contract
+from tests.detectors.learned_contract import stripes
 
 TINY = dict(image_size=32, depth=3, base_channels=8, latent_channels=4, batch_size=8, seed=0)
-
-
-def stripes(rng: np.random.Generator, n: int, size: int = 48) -> list[np.ndarray]:
-    """A simple texture: soft horizontal stripes with a random phase and a little noise."""
-    y = np.arange(size, dtype=np.float32)[:, None, None]
-    out = []
-    for _ in range(n):
-        v = 128 + 70 * np.sin(2 * np.pi * y / 12 + rng.uniform(0, 2 * np.pi)) + rng.normal(0, 3, (size, size, 1))
-        out.append(np.repeat(v, 3, axis=2).clip(0, 255).astype(np.uint8))
-    return out
 
 
 def plant_defect(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -40,53 +30,25 @@ def plant_defect(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
 
 @pytest.fixture(scope="module")
 def fitted() -> tuple[ConvAutoencoder, list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
-    rng = np.random.default_rng(0)
-    train = stripes(rng, 24)
-    good = stripes(rng, 6)
-    bad = [plant_defect(img, rng) for img in stripes(rng, 6)]
-    model = ConvAutoencoder(epochs=40, patience=40, lr=5e-3, **TINY).fit(train)
-    return model, good, bad
+    return contract.fit_on_stripes(lambda: ConvAutoencoder(epochs=40, patience=40, lr=5e-3, **TINY), plant_defect)
 
 
 def test_planted_defect_scores_above_good_images(fitted) -> None:
-    model, good, bad = fitted
-    pred = model.predict(good + [b for b, _ in bad])
-    scores = pred.image_scores
-    assert scores[6:].min() > scores[:6].max()
-    for (_, mask), amap in zip(bad, pred.anomaly_maps[6:]):  # each map peaks on (or next to) its defect
-        y, x = np.unravel_index(amap.argmax(), amap.shape)
-        near = np.argwhere(mask)
-        assert np.abs(near - (y, x)).max(axis=1).min() <= 3
+    contract.check_planted_defects_score_highest(*fitted)
 
 
 def test_maps_come_back_at_each_input_resolution(fitted) -> None:
-    model, good, _ = fitted
-    rng = np.random.default_rng(1)
-    images = [good[0], rng.integers(0, 255, (40, 70, 3), dtype=np.uint8), rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)]
-    pred = model.predict(images)
-    assert pred.image_scores.shape == (3,) and np.isfinite(pred.image_scores).all()
-    assert [m.shape for m in pred.anomaly_maps] == [(48, 48), (40, 70), (20, 24)]
-    assert all(m.dtype == np.float32 for m in pred.anomaly_maps)
+    contract.check_maps_at_input_resolution(fitted[0], fitted[1])
 
 
 def test_state_round_trip_gives_identical_predictions(fitted) -> None:
     model, good, bad = fitted
-    config = json.loads(json.dumps(model.get_config()))
-    tensors = model.state_tensors()
-    assert all(isinstance(t, torch.Tensor) and t.is_contiguous() for t in tensors.values())
-    clone = ConvAutoencoder(**config).load_state_tensors(tensors)
-    images = good + [b for b, _ in bad]
-    a, b = model.predict(images), clone.predict(images)
-    np.testing.assert_array_equal(a.image_scores, b.image_scores)
-    for m1, m2 in zip(a.anomaly_maps, b.anomaly_maps):
-        np.testing.assert_array_equal(m1, m2)
+    assert all(isinstance(t, torch.Tensor) and t.is_contiguous() for t in model.state_tensors().values())
+    contract.check_state_round_trip(model, good + [b for b, _ in bad])
 
 
 def test_describe_reports_training(fitted) -> None:
-    info = fitted[0].describe()
-    assert info["epochs_run"] >= 1 and info["best_epoch"] <= info["epochs_run"]
-    assert np.isfinite(info["best_val_loss"]) and isinstance(info["early_stopped"], bool)
-    json.dumps(info)
+    contract.check_training_description(fitted[0])
 
 
 def test_fit_is_deterministic_for_a_seed() -> None:

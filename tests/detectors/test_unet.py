@@ -10,18 +10,10 @@ import torch
 
 from qc_models.detectors.base import NotFittedError
 from qc_models.detectors.unet import UNetDetector, focal_dice_loss
+from tests.detectors import learned_contract as contract
+from tests.detectors.learned_contract import stripes
 
 TINY = dict(image_size=32, depth=2, base_channels=8, batch_size=4, seed=0)
-
-
-def stripes(rng: np.random.Generator, n: int, size: int = 48) -> list[np.ndarray]:
-    """A simple texture: soft horizontal stripes with a random phase and a little noise."""
-    y = np.arange(size, dtype=np.float32)[:, None, None]
-    out = []
-    for _ in range(n):
-        v = 128 + 70 * np.sin(2 * np.pi * y / 12 + rng.uniform(0, 2 * np.pi)) + rng.normal(0, 3, (size, size, 1))
-        out.append(np.repeat(v, 3, axis=2).clip(0, 255).astype(np.uint8))
-    return out
 
 
 def plant_defect(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -36,52 +28,25 @@ def plant_defect(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
 
 @pytest.fixture(scope="module")
 def fitted() -> tuple[UNetDetector, list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]:
-    rng = np.random.default_rng(0)
-    train = stripes(rng, 24)
-    good = stripes(rng, 6)
-    bad = [plant_defect(img, rng) for img in stripes(rng, 6)]
-    model = UNetDetector(epochs=25, patience=25, lr=1e-2, **TINY).fit(train)
-    return model, good, bad
+    return contract.fit_on_stripes(lambda: UNetDetector(epochs=25, patience=25, lr=1e-2, **TINY), plant_defect)
 
 
 def test_planted_defect_scores_above_good_images(fitted) -> None:
-    model, good, bad = fitted
-    pred = model.predict(good + [b for b, _ in bad])
-    scores = pred.image_scores
-    assert scores[6:].min() > scores[:6].max()
-    for (_, mask), amap in zip(bad, pred.anomaly_maps[6:]):  # each map peaks on (or next to) its defect
-        y, x = np.unravel_index(amap.argmax(), amap.shape)
-        assert np.abs(np.argwhere(mask) - (y, x)).max(axis=1).min() <= 3
-    assert all(0.0 <= m.min() and m.max() <= 1.0 for m in pred.anomaly_maps)  # probabilities
+    maps = contract.check_planted_defects_score_highest(*fitted)
+    assert all(0.0 <= m.min() and m.max() <= 1.0 for m in maps)  # probabilities
 
 
 def test_maps_come_back_at_each_input_resolution(fitted) -> None:
-    model, good, _ = fitted
-    rng = np.random.default_rng(1)
-    images = [good[0], rng.integers(0, 255, (40, 70, 3), dtype=np.uint8), rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)]
-    pred = model.predict(images)
-    assert pred.image_scores.shape == (3,) and np.isfinite(pred.image_scores).all()
-    assert [m.shape for m in pred.anomaly_maps] == [(48, 48), (40, 70), (20, 24)]
-    assert all(m.dtype == np.float32 for m in pred.anomaly_maps)
+    contract.check_maps_at_input_resolution(fitted[0], fitted[1])
 
 
 def test_state_round_trip_gives_identical_predictions(fitted) -> None:
     model, good, bad = fitted
-    config = json.loads(json.dumps(model.get_config()))
-    clone = UNetDetector(**config).load_state_tensors(model.state_tensors())
-    images = good + [b for b, _ in bad]
-    a, b = model.predict(images), clone.predict(images)
-    np.testing.assert_array_equal(a.image_scores, b.image_scores)
-    for m1, m2 in zip(a.anomaly_maps, b.anomaly_maps):
-        np.testing.assert_array_equal(m1, m2)
+    contract.check_state_round_trip(model, good + [b for b, _ in bad])
 
 
 def test_describe_reports_training(fitted) -> None:
-    info = fitted[0].describe()
-    assert info["epochs_run"] >= 1 and info["best_epoch"] <= info["epochs_run"]
-    assert np.isfinite(info["best_val_loss"]) and isinstance(info["early_stopped"], bool)
-    assert info["extra_defects_used"] == 0
-    json.dumps(info)
+    assert contract.check_training_description(fitted[0])["extra_defects_used"] == 0
 
 
 def test_extra_labelled_defects_are_used_and_not_persisted() -> None:
