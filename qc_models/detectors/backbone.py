@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torchvision import models
 
+from qc_models.hashing import file_sha256
+
 WEIGHTS_IMAGENET = "imagenet"
 WEIGHTS_NONE = "none"
 
@@ -106,15 +108,6 @@ def _random_resnet(name: str, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return ctor(weights=None)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in chunks (weights files reach hundreds of MB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tensors_sha256(module: nn.Module) -> str:

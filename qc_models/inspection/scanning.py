@@ -13,11 +13,11 @@ factory share do not inflate the error rate.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from qc_models import hashing
 from qc_models.data.images import is_image_file
 from qc_models.data.layout import GOOD
 
@@ -102,7 +102,6 @@ def scan_folder(folder: str | Path) -> SourceFolder:
 def file_sha256(path: str | Path) -> str | None:
     """Hex sha256 of the file's bytes, read in chunks; None when it cannot be read."""
     try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        return hashing.file_sha256(path)
     except OSError:
         return None

@@ -35,6 +35,7 @@ from qc_models import __version__
 from qc_models.calibration import CalibrationError, Calibrator
 from qc_models.detectors.base import Detector
 from qc_models.detectors.ensemble import Ensemble, EnsembleError
+from qc_models.hashing import file_sha256
 
 MODEL_JSON = "model.json"
 TENSORS_FILE = "tensors.safetensors"
@@ -122,14 +123,6 @@ def uses_untrained_backbone(weights_info: Any) -> bool:
     if isinstance(weights_info, list):
         return any(uses_untrained_backbone(v) for v in weights_info)
     return False
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def data_fingerprint(paths: Iterable[str | Path]) -> str:
