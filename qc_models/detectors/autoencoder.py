@@ -40,11 +40,7 @@ from qc_models.detectors.base import (
 )
 from qc_models.detectors.learned import LearnedMapDetector
 from qc_models.detectors.synthetic_anomalies import add_synthetic_anomalies
-from qc_models.detectors.torch_training import (
-    TrainingResult,
-    choose_flips,
-    random_flips,
-)
+from qc_models.detectors.torch_training import choose_flips, random_flips
 from qc_models.runtime import configure_torch
 
 
@@ -119,50 +115,17 @@ class ConvAutoencoder(LearnedMapDetector):
             raise ValueError(f"ssim_weight must be in [0, 1], got {ssim_weight}")
         if not 0.0 <= denoise <= 1.0:
             raise ValueError(f"denoise must be in [0, 1], got {denoise}")
-        self.image_size = int(image_size)
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
-        self.lr = float(lr)
-        self.val_fraction = float(val_fraction)
-        self.patience = int(patience)
-        self.seed = int(seed)
+        self._set_training_params(image_size, epochs, batch_size, lr, val_fraction, patience, seed,
+                                  smoothing_sigma, score_fraction, augment, max_train_seconds)
         self.base_channels = int(base_channels)
         self.latent_channels = int(latent_channels)
         self.depth = int(depth)
         self.ssim_weight = float(ssim_weight)
         self.colour_sigma = float(colour_sigma)
-        self.smoothing_sigma = float(smoothing_sigma)
-        self.score_fraction = float(score_fraction)
-        self.augment = augment
         self.denoise = float(denoise)
-        self.max_train_seconds = None if max_train_seconds is None else float(max_train_seconds)
-        self.net_: AutoencoderNet | None = None
         self.error_stats_: torch.Tensor | None = None  # (2, 2, size, size): per-pixel mean, spread of each component
-        self.training_: TrainingResult | None = None
-        self.flips_: list[int] = []
 
     # ------------------------------------------------------------ persistence
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "image_size": self.image_size,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "val_fraction": self.val_fraction,
-            "patience": self.patience,
-            "seed": self.seed,
-            "base_channels": self.base_channels,
-            "latent_channels": self.latent_channels,
-            "depth": self.depth,
-            "ssim_weight": self.ssim_weight,
-            "colour_sigma": self.colour_sigma,
-            "smoothing_sigma": self.smoothing_sigma,
-            "score_fraction": self.score_fraction,
-            "augment": self.augment,
-            "denoise": self.denoise,
-            "max_train_seconds": self.max_train_seconds,
-        }
 
     def _new_net(self) -> AutoencoderNet:
         return AutoencoderNet(self.base_channels, self.latent_channels, self.depth)

@@ -8,6 +8,7 @@ one (e.g. BatchNorm or serialisation) reaches both.
 
 from __future__ import annotations
 
+import inspect
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -30,6 +31,36 @@ class LearnedMapDetector(Detector):
     net_: nn.Module | None
     training_: TrainingResult | None
     flips_: list[int]
+
+    def _set_training_params(
+        self,
+        image_size: int,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        val_fraction: float,
+        patience: int,
+        seed: int,
+        smoothing_sigma: float,
+        score_fraction: float,
+        augment: str,
+        max_train_seconds: float | None,
+    ) -> None:
+        """Store (type-normalised) the constructor parameters every network detector has; reset fit state."""
+        self.image_size = int(image_size)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.lr = float(lr)
+        self.val_fraction = float(val_fraction)
+        self.patience = int(patience)
+        self.seed = int(seed)
+        self.smoothing_sigma = float(smoothing_sigma)
+        self.score_fraction = float(score_fraction)
+        self.augment = augment
+        self.max_train_seconds = None if max_train_seconds is None else float(max_train_seconds)
+        self.net_ = None
+        self.training_ = None
+        self.flips_ = []
 
     def _begin_fit(self, images: Sequence[np.ndarray]) -> tuple[np.random.Generator, torch.Generator, np.ndarray, np.ndarray]:
         """Checks, seeding and the seeded fit/validation split shared by every network detector."""
@@ -75,6 +106,15 @@ class LearnedMapDetector(Detector):
             out.update(self.training_.summary())
             out["flips"] = ["horizontal" if d == -1 else "vertical" for d in self.flips_]
         return out
+
+    def get_config(self) -> dict[str, Any]:
+        """Every constructor parameter from the attribute of the same name (scikit-learn's ``get_params``).
+
+        Subclasses keep each ``__init__`` argument as ``self.<name>``, so ``Cls(**get_config())``
+        rebuilds an identical, unfitted detector.
+        """
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {n: getattr(self, n) for n in names}
 
     @abstractmethod
     def anomaly_maps_internal(self, images: Sequence[np.ndarray]) -> torch.Tensor:

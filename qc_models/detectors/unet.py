@@ -39,11 +39,7 @@ from qc_models.detectors.base import (
 )
 from qc_models.detectors.learned import LearnedMapDetector
 from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly
-from qc_models.detectors.torch_training import (
-    TrainingResult,
-    choose_flips,
-    random_flips,
-)
+from qc_models.detectors.torch_training import choose_flips, random_flips
 from qc_models.runtime import configure_torch
 
 
@@ -138,26 +134,14 @@ class UNetDetector(LearnedMapDetector):
             raise ValueError(f"image_size ({image_size}) must be a multiple of 2**(depth+1) ({2 ** (depth + 1)})")
         if not 0.0 < anomaly_probability <= 1.0:
             raise ValueError(f"anomaly_probability must be in (0, 1], got {anomaly_probability}")
-        self.image_size = int(image_size)
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
-        self.lr = float(lr)
-        self.val_fraction = float(val_fraction)
-        self.patience = int(patience)
-        self.seed = int(seed)
+        self._set_training_params(image_size, epochs, batch_size, lr, val_fraction, patience, seed,
+                                  smoothing_sigma, score_fraction, augment, max_train_seconds)
         self.extra_defects = self._check_extra(extra_defects)
         self.base_channels = int(base_channels)
         self.depth = int(depth)
         self.anomaly_probability = float(anomaly_probability)
         self.focal_gamma = float(focal_gamma)
         self.dice_weight = float(dice_weight)
-        self.smoothing_sigma = float(smoothing_sigma)
-        self.score_fraction = float(score_fraction)
-        self.augment = augment
-        self.max_train_seconds = None if max_train_seconds is None else float(max_train_seconds)
-        self.net_: UNet | None = None
-        self.training_: TrainingResult | None = None
-        self.flips_: list[int] = []
 
     @staticmethod
     def _check_extra(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -177,25 +161,7 @@ class UNetDetector(LearnedMapDetector):
 
     def get_config(self) -> dict[str, Any]:
         """``extra_defects`` is training data, not configuration: it is left out (None)."""
-        return {
-            "image_size": self.image_size,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "val_fraction": self.val_fraction,
-            "patience": self.patience,
-            "seed": self.seed,
-            "extra_defects": None,
-            "base_channels": self.base_channels,
-            "depth": self.depth,
-            "anomaly_probability": self.anomaly_probability,
-            "focal_gamma": self.focal_gamma,
-            "dice_weight": self.dice_weight,
-            "smoothing_sigma": self.smoothing_sigma,
-            "score_fraction": self.score_fraction,
-            "augment": self.augment,
-            "max_train_seconds": self.max_train_seconds,
-        }
+        return {**super().get_config(), "extra_defects": None}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return self._net_tensors()
