@@ -98,6 +98,30 @@ def translate_errors(database: str) -> Iterator[None]:
         raise mapped from exc
 
 
+def _enable_wal(cursor, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the lock.
+
+    Switching a new file into WAL mode needs an exclusive lock, and SQLite does not
+    run the busy handler for it: two processes opening a brand-new database at once
+    (e.g. two ``qc inspect`` starting together) made one fail at once with "database
+    is locked" despite the busy timeout. Retry with backoff up to ``timeout_s``.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            message = str(exc).lower()
+            if ("locked" not in message and "busy" not in message) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 def _install_sqlite_events(engine: Engine, busy_timeout_s: float) -> None:
     """WAL, busy timeout and foreign keys per connection; explicit BEGIN so IMMEDIATE is possible."""
 
@@ -109,7 +133,7 @@ def _install_sqlite_events(engine: Engine, busy_timeout_s: float) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if engine.url.database not in (None, "", ":memory:"):
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor, busy_timeout_s)
                 cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()

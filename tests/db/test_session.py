@@ -48,6 +48,25 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(sqlite_url: st
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
+def test_wal_switch_waits_for_a_writer_on_a_brand_new_file(tmp_path) -> None:
+    """SQLite refuses ``journal_mode = WAL`` at once (no busy handler) while another connection holds
+    the write lock of a not-yet-WAL file: the race of two processes creating one database together."""
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # rollback-journal mode: a RESERVED lock
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        started = time.monotonic()
+        with get_engine(f"sqlite:///{path}").connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert time.monotonic() - started >= 0.25  # it waited for the lock instead of failing
+    finally:
+        release.join()
+        holder.close()
+        dispose_engine(f"sqlite:///{path}")
+
+
 def test_sqlite_parent_folder_is_created(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'new' / 'deeper' / 'qc.db'}"
     with get_engine(url).connect() as conn:
