@@ -166,6 +166,11 @@ def model_versions(models_dir: str, gen: int = 0) -> pd.DataFrame:
     return pd.DataFrame([_version_row(v) for v in list_versions(models_dir)])
 
 
+def model_categories(versions: pd.DataFrame) -> list[str]:
+    """Categories that have at least one trained model, sorted (empty registry: none)."""
+    return sorted(versions["category"].unique()) if "category" in versions else []
+
+
 def _version_row(version: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(version):
         row = dataclasses.asdict(version)

@@ -21,7 +21,7 @@ st.caption("Inspect every image of a folder on the server with the newest models
 cfg = state.settings()
 registry = state.jobs()
 versions = state.model_versions(str(cfg.models_dir), state.generation())
-model_categories = sorted(versions["category"].unique()) if "category" in versions else []
+model_categories = state.model_categories(versions)
 if not model_categories:
     widgets.fix_banner(f"No trained models in `{cfg.models_dir}`: train them on the Models page or run:",
                        "qc demo-setup")

@@ -18,7 +18,7 @@ st.caption("Score images with the newest models of a category: calibrated scores
 
 cfg = state.settings()
 versions = state.model_versions(str(cfg.models_dir), state.generation())
-model_categories = sorted(versions["category"].unique()) if "category" in versions else []
+model_categories = state.model_categories(versions)
 if not model_categories:
     widgets.fix_banner(f"No trained models in `{cfg.models_dir}` yet. Train them (Models page) or run:",
                        "qc demo-setup")

@@ -22,7 +22,7 @@ cfg = state.settings()
 reg = state.jobs()
 data_categories = state.categories(str(cfg.data_dir))
 versions = state.model_versions(str(cfg.models_dir), state.generation())
-model_categories = sorted(versions["category"].unique()) if "category" in versions else []
+model_categories = state.model_categories(versions)
 if not data_categories and not model_categories:
     widgets.fix_banner(f"No dataset at `{cfg.data_dir}` and no models in `{cfg.models_dir}`. Set up the demo with:",
                        "qc demo-setup")
