@@ -145,20 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed, batch_size=args.batch_size,
     )
     with tempfile.TemporaryDirectory(prefix="anomalib_ref_") as tmp:
-        root = args.root
-        if root is None:
-            from qc_models.data.synthetic import DEMO_CATEGORIES, generate_dataset
-            from qc_models.data.synthetic_holdout import HOLDOUT_CATEGORIES
+        from qc_models.data.synthetic import DEMO_CATEGORIES
+        from qc_models.data.synthetic_holdout import HOLDOUT_CATEGORIES
 
-            root = generate_dataset(
-                Path(tmp) / "data",
-                categories=args.categories or list(DEMO_CATEGORIES) + list(HOLDOUT_CATEGORIES),
-                size=args.image_size,
-                seed=args.seed,
-                n_train=args.n_train,
-                n_test_good=args.n_test_good,
-                n_per_defect=args.n_per_defect,
-            )
+        root = patchcore_speed.dataset_root(args, Path(tmp), list(DEMO_CATEGORIES) + list(HOLDOUT_CATEGORIES))
         categories = args.categories or list_categories(root)
         ours, theirs = [], []
         for category in categories:

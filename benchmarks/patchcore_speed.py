@@ -137,6 +137,23 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def dataset_root(args: argparse.Namespace, tmp: Path, default_categories: list[str] | None = None) -> Path:
+    """``args.root``, or a synthetic dataset generated under ``tmp`` with the benchmark's size and counts."""
+    if args.root is not None:
+        return args.root
+    from qc_models.data.synthetic import generate_dataset
+
+    return generate_dataset(
+        tmp / "data",
+        categories=args.categories or default_categories,
+        size=args.image_size,
+        seed=args.seed,
+        n_train=args.n_train,
+        n_test_good=args.n_test_good,
+        n_per_defect=args.n_per_defect,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", type=Path, help="dataset root (MVTec layout); default: generate synthetic data")
@@ -158,19 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     with tempfile.TemporaryDirectory(prefix="patchcore_bench_") as tmp:
-        root = args.root
-        if root is None:
-            from qc_models.data.synthetic import generate_dataset
-
-            root = generate_dataset(
-                Path(tmp) / "data",
-                categories=args.categories,
-                size=args.image_size,
-                seed=args.seed,
-                n_train=args.n_train,
-                n_test_good=args.n_test_good,
-                n_per_defect=args.n_per_defect,
-            )
+        root = dataset_root(args, Path(tmp))
         categories = args.categories or list_categories(root)
         rows = []
         for category in categories:
