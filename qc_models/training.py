@@ -66,7 +66,7 @@ def detector_kwargs(
     profile: str = "default",
     size: int = 256,
     epochs: int | None = None,
-    weights: str = "none",
+    weights: str = "imagenet",
     backbone: str = "resnet18",
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def train_category(
     category: str,
     models: Sequence[str] = MODELS,
     out: str | Path | None = None,
-    weights: str = "none",
+    weights: str = "imagenet",
     backbone: str = "resnet18",
     size: int = 256,
     epochs: int | None = None,

@@ -10,6 +10,7 @@ from dashboard import charts, state, widgets
 from dashboard import jobs as jobmod
 from qc_models import registry
 from qc_models.calibration import Calibrator
+from qc_models.detectors.backbone import imagenet_weights_cached
 from qc_models.evaluation import run_evaluation
 from qc_models.training import MODELS, PROFILES, train_category
 
@@ -72,8 +73,12 @@ with tab_train:
         t_profile = c[1].selectbox("Profile", list(PROFILES), index=list(PROFILES).index("demo"), key="train_profile",
                                    help="demo: capped epochs and a small coreset (minutes on a CPU); "
                                         "default: full training.")
-        t_weights = c[2].selectbox("Backbone weights", ["none", "imagenet"], key="train_weights",
-                                   help="imagenet needs the weights in the torch cache (no download here).")
+        cached = imagenet_weights_cached()
+        t_weights = c[2].selectbox("Backbone weights", ["imagenet", "none"], index=0 if cached else 1,
+                                   key="train_weights",
+                                   help="imagenet: ImageNet-pretrained PatchCore backbone from the torch cache "
+                                        f"({'found' if cached else 'not found: none is preselected'}); "
+                                        "none: random init, for demonstration only.")
         train_key = f"train:{t_category}"
         if st.button("Train", type="primary", icon=":material/model_training:", disabled=not t_models):
             root, out = str(cfg.data_dir), str(cfg.models_dir)

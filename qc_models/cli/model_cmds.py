@@ -228,8 +228,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--category", required=True, help="category to train, or 'all'")
     p.add_argument("--model", choices=(*MODEL_CHOICES, "all"), default="all", help="detector to train (default all)")
     p.add_argument("--out", help="model registry folder (default: QC_MODELS_DIR)")
-    p.add_argument("--weights", default="none",
-                   help="backbone weights: imagenet, none (random init, default) or a local .pth path")
+    p.add_argument("--weights", default="imagenet",
+                   help="PatchCore backbone weights: imagenet (default; torch cache or download), "
+                        "none (random init, demonstration only) or a local .pth path")
     p.add_argument("--backbone", default="resnet18", help="feature backbone (default resnet18)")
     p.add_argument("--size", type=int, default=256, help="working image size in pixels (default 256)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of the learned detectors")

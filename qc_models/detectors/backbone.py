@@ -130,6 +130,11 @@ def imagenet_weights_filename(name: str) -> str:
     return os.path.basename(_spec(name)[1].url)
 
 
+def imagenet_weights_cached(name: str = "resnet18") -> bool:
+    """Whether torchvision's cache already holds the ImageNet weights of ``name`` (no download needed)."""
+    return (checkpoints_dir() / imagenet_weights_filename(name)).is_file()
+
+
 def _offline_help(name: str) -> str:
     filename = imagenet_weights_filename(name)
     return (

@@ -268,7 +268,7 @@ def test_pages_with_an_empty_database(monkeypatch, tiny_models_dir, sqlite_url, 
         assert not at.metric
 
 
-def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_page, monkeypatch) -> None:
+def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_page, monkeypatch, tmp_path) -> None:
     """The Train button wiring: a job with live progress, the page stays usable, success when done.
 
     ``train_category`` itself is covered by tests/models; here a stand-in records the call and
@@ -289,6 +289,7 @@ def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_
         return {}
 
     monkeypatch.setattr(qc_models.training, "train_category", fake_train)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))  # no ImageNet weights cached
     at = open_page("models")
     at.selectbox(key="models_category").set_value(category).run()
     at.multiselect(key="train_models").set_value(["cae"]).run()
@@ -300,6 +301,7 @@ def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_
         threading.Event().wait(0.1)
     at.run()
     assert calls and calls[0]["category"] == category and calls[0]["models"] == ("cae",)
+    assert calls[0]["weights"] == "none"  # preselected because ImageNet weights are not cached
     assert calls[0]["out"] == str(models_dir) and calls[0]["root"] == str(data_dir)
     assert any("epoch 1/30" in (p.text or "") for p in at.get("progress"))
     release.set()

@@ -66,9 +66,11 @@ def test_imagenet_from_cache_records_file_sha(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("no download expected"))
     cached = tmp_path / "hub" / "checkpoints" / bb.imagenet_weights_filename("resnet18")
     cached.parent.mkdir(parents=True)
+    assert not bb.imagenet_weights_cached("resnet18")
     torch.manual_seed(5)
     full = resnet18()
     torch.save(full.state_dict(), cached)
+    assert bb.imagenet_weights_cached("resnet18")
     model, info = load_backbone("resnet18", "imagenet")
     assert info["pretrained"] is True and info["weights"] == "imagenet"
     assert info["weights_sha256"] == bb.file_sha256(cached)

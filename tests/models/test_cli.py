@@ -41,7 +41,8 @@ def test_train_prints_paths_and_warning(tmp_path: Path, monkeypatch, capsys) -> 
     root = write_dataset(tmp_path / "ds", n_train=12)
     write_dataset(root, category="gadget", n_train=12, seed=1)
     out = tmp_path / "m"
-    rc = main(["train", str(root), "--category", "all", "--model", "cae", "--out", str(out), "--size", "32"])
+    rc = main(["train", str(root), "--category", "all", "--model", "cae", "--out", str(out), "--size", "32",
+               "--weights", "none"])
     captured = capsys.readouterr()
     assert rc == 0
     lines = captured.out.split()
@@ -126,3 +127,18 @@ def test_score_missing_target_and_registry_are_exit_2(tmp_path: Path, capsys) ->
     img.write_bytes(b"x")
     assert main(["score", str(img), "--models", str(tmp_path / "empty")]) == 2
     assert "no trained models" in capsys.readouterr().err
+
+
+def test_train_defaults_to_imagenet_weights(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The issue's default for users is ImageNet; offline and uncached that is the documented error."""
+    import torchvision.models._api as api
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    root = write_dataset(tmp_path / "ds", n_train=8)
+    rc = main(["train", str(root), "--category", "widget", "--model", "patchcore", "--out", str(tmp_path / "m")])
+    assert rc == 2
+    assert "ImageNet weights for resnet18 are not cached" in capsys.readouterr().err
