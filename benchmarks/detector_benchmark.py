@@ -7,8 +7,8 @@ evaluates with :func:`qc_models.evaluation.run_evaluation` and times scoring of
 the test images per model. Prints one JSON object (also written under
 ``benchmarks/results/`` unless ``--no-save``):
 
-``results[category][model]``: image_auroc, pixel_auroc, aupro, fit_seconds,
-images_per_second, peak_rss_mb (process RSS sampled while that model trained or
+``results[category][model]``: image_auroc (and its DeLong 95 % CI), recall at the
+threshold, pixel_auroc, aupro, fit_seconds, images_per_second, peak_rss_mb (process RSS sampled while that model trained or
 scored), false_reject_rate (test good images rejected at the calibrated threshold;
 target 1%, must be <= 5%), plus ``checks`` against the targets.
 
@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 meta = read_metadata(paths[name]) if name in paths else {}
                 cat_res[name] = {
                     "image_auroc": m["image_auroc"],
+                    "image_auroc_ci95": m.get("image_auroc_ci95"),
+                    "recall": m["recall"],
                     "pixel_auroc": m["pixel_auroc"],
                     "aupro": m["aupro"],
                     "f1": m["f1"],

@@ -147,6 +147,13 @@ def percent(value: float | None, digits: int = 1) -> str:
     return f"{100.0 * float(value):.{digits}f} %"
 
 
+def interval(ci: Sequence[float] | None, digits: int = 3) -> str:
+    """A confidence interval as ``low–high`` text; an em dash when undefined."""
+    if ci is None or len(ci) != 2:
+        return "—"
+    return f"{ci[0]:.{digits}f}–{ci[1]:.{digits}f}"
+
+
 def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], columns: int = 4) -> None:
     """Images in rows of ``columns``, each downsampled, with a caption."""
     if not images:

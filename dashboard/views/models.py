@@ -119,7 +119,9 @@ with tab_eval:
     if table.empty or table[list(METRIC_COLUMNS[:-1])].isna().all().all():
         st.info("No stored metrics yet: evaluate the models on the test split.")
     else:
+        table.insert(2, "image_auroc_95%_ci", [widgets.interval(stored[m].get("image_auroc_ci95")) for m in table["model"]])
         st.dataframe(table.round(4), hide_index=True, width="stretch")
+        st.caption("95 % CI: DeLong's interval of the image AUROC; a small test split leaves it wide.")
     if st.button("Evaluate on the test split", icon=":material/fact_check:",
                  help="Scores every test image with every model; metrics are stored in model.json."):
         mset = state.model_set(str(cfg.models_dir), category)
@@ -147,6 +149,8 @@ with tab_eval:
         st.altair_chart(charts.score_distribution(sub, 0.5, f"Normalised scores · {model} (threshold 0.5)"),
                         width="stretch")
         per_type = pd.DataFrame(mm["per_defect_type"]).T.rename_axis("defect_type").reset_index()
+        if "auroc_ci95" in per_type:
+            per_type["auroc_ci95"] = per_type["auroc_ci95"].map(widgets.interval)
         st.subheader("Per defect type")
         widgets.show_dataframe(per_type, "No defect types in the test split.")
         st.subheader("Pixel metrics")

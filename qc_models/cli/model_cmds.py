@@ -100,6 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, (list, tuple)):  # a confidence interval
+        return "-" if len(v) != 2 else f"{v[0]:.3f}-{v[1]:.3f}"
     return "-" if v is None else f"{v:.3f}"
 
 
@@ -121,11 +123,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(ev.metrics, indent=2, sort_keys=True))
         return 0
-    cols = ("image_auroc", "pixel_auroc", "aupro", "f1", "recall", "false_reject_rate")
+    cols = ("image_auroc", "image_auroc_ci95", "pixel_auroc", "aupro", "f1", "recall", "false_reject_rate")
     print(f"category {category}: {ev.metrics[next(iter(ev.metrics))]['n_images']} test images")
     print(f"{'model':<10}" + "".join(f"{c:>19}" for c in cols))
     for name, m in ev.metrics.items():
-        print(f"{name:<10}" + "".join(f"{_fmt(m[c]):>19}" for c in cols))
+        print(f"{name:<10}" + "".join(f"{_fmt(m.get(c)):>19}" for c in cols))
     return 0
 
 

@@ -191,6 +191,9 @@ def test_models_page_tables_and_threshold_preview(demo_env, open_page) -> None:
     newest = {v.model: v for v in reversed(list_versions(models_dir, category=category))}
     for row in metrics_table.itertuples():
         assert row.image_auroc == pytest.approx(newest[row.model].metrics["image_auroc"], abs=1e-4)
+    for model, ci in zip(metrics_table["model"], metrics_table["image_auroc_95%_ci"]):
+        low, high = newest[model].metrics["image_auroc_ci95"]
+        assert ci == f"{low:.3f}–{high:.3f}"
     labels = {m.label: m.value for m in at.metric}
     assert float(labels["Current threshold (raw)"]) == pytest.approx(newest["ensemble"].threshold, rel=1e-3)
     # at the target it was calibrated for, recalibrating on the stored hold-out reproduces the stored threshold

@@ -38,9 +38,38 @@ def test_image_metrics_use_strict_threshold() -> None:
 def test_per_defect_type_by_hand() -> None:
     types = ["good", "good", "a", "a", "b"]
     out = M.per_defect_type(types, [0.1, 0.3, 0.5, 0.2, 0.9], threshold=0.4)
+    ci_a = out["a"].pop("auroc_ci95")
     assert out["a"] == {"detection_rate": 0.5, "auroc": 0.75, "count": 2}
+    assert ci_a == pytest.approx([0.75 - 1.959964 * 0.125**0.5, 1.0], abs=1e-5)  # as in the DeLong test below
+    assert out["b"].pop("auroc_ci95") == [1.0, 1.0]  # one defect scored above every good image
     assert out["b"] == {"detection_rate": 1.0, "auroc": 1.0, "count": 1}
     assert set(out) == {"a", "b"}
+
+
+def test_auroc_confidence_interval_by_hand() -> None:
+    # Placements: positives 0.35 -> 1/2 of negatives below, 0.8 -> 2/2; negatives 0.1 -> 1, 0.4 -> 1/2.
+    # var = var([.5, 1]) / 2 + var([1, .5]) / 2 = .0625 + .0625 (sample variances), so sd = sqrt(.125).
+    ci = M.auroc_confidence_interval([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    assert ci == pytest.approx([0.75 - 1.959964 * 0.125**0.5, 1.0], abs=1e-5)
+    assert M.auroc_confidence_interval([0, 0], [0.1, 0.2]) is None
+    assert M.auroc_confidence_interval([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8]) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="differ in length"):
+        M.auroc_confidence_interval([0, 1], [0.5])
+
+
+def test_auroc_confidence_interval_matches_pairwise_delong_with_ties() -> None:
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(30, int), np.ones(45, int)]
+    s = np.round(rng.normal(size=75) + 0.8 * y, 1)  # rounding makes ties
+    pos, neg = s[y == 1], s[y == 0]
+    pair = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    var = pair.mean(1).var(ddof=1) / pos.size + pair.mean(0).var(ddof=1) / neg.size
+    auc = M.auroc(y, s)
+    lo, hi = M.auroc_confidence_interval(y, s)
+    assert (lo + hi) / 2 == pytest.approx(auc)
+    assert (hi - lo) / 2 == pytest.approx(1.959964 * var**0.5, rel=1e-5)
+    lo90, hi90 = M.auroc_confidence_interval(y, s, level=0.90)
+    assert lo < lo90 < auc < hi90 < hi
 
 
 def test_iou_and_dice_by_hand() -> None:
