@@ -94,7 +94,8 @@ def evaluate_anomalib(root: Path, category: str, args: argparse.Namespace) -> di
             out = model(_anomalib_batch(batch, args.image_size))
             scores.append(out.pred_score.flatten().numpy())
             for im, amap in zip(batch, out.anomaly_map):
-                maps.append(F.interpolate(amap[None], size=im.shape[:2], mode="bilinear", align_corners=False)[0, 0].numpy())
+                full = F.interpolate(amap[None], size=im.shape[:2], mode="bilinear", align_corners=False)
+                maps.append(full[0, 0].numpy())
     seconds = time.perf_counter() - start
     labels = np.array([s.label for s in test])
     masks = [load_mask(s.mask_path) if s.mask_path is not None else np.zeros(m.shape, bool) for s, m in zip(test, maps)]

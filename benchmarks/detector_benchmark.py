@@ -7,10 +7,11 @@ evaluates with :func:`qc_models.evaluation.run_evaluation` and times scoring of
 the test images per model. Prints one JSON object (also written under
 ``benchmarks/results/`` unless ``--no-save``):
 
-``results[category][model]``: image_auroc (and its DeLong 95 % CI), recall at the
-threshold, pixel_auroc, aupro, fit_seconds, images_per_second, peak_rss_mb (process RSS sampled while that model trained or
-scored), false_reject_rate (test good images rejected at the calibrated threshold;
-target 1%, must be <= 5%), plus ``checks`` against the targets.
+``results[category][model]``: image_auroc (and its DeLong 95 % CI), recall at
+the threshold, pixel_auroc, aupro, fit_seconds, images_per_second, peak_rss_mb
+(process RSS sampled while that model trained or scored), false_reject_rate (test
+good images rejected at the calibrated threshold; target 1%, must be <= 5%), plus
+``checks`` against the targets.
 
     QC_TORCH_THREADS=2 nohup .venv/bin/python benchmarks/detector_benchmark.py > bench.json 2> bench.log &
 """

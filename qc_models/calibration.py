@@ -26,6 +26,14 @@ The bounds (not the order statistic) are capped at ``max + ln(1/(alpha (n+1)))
 * (max - median)``: log bounds explode for scores spanning decades near zero
 (e.g. U-Net probabilities from 0.001 to 0.9).
 
+Bounded scores (``score_upper_bound``, e.g. 1.0 for probabilities): a bound at or
+beyond the highest attainable score would make a model that never rejects
+anything, which is what happened to U-Nets whose calibration set held one good
+image scored 0.98-0.9999999. The threshold then falls back to the order statistic
+(the sample maximum when ``k > n``), and ``stats["beyond_score_range"]`` records
+that the target could not be honoured: expect a false-reject rate of about
+``1 / (n + 1)`` instead.
+
 On simulated normal, gamma and log-normal scores with 12-40 calibration images
 the mean false-reject rate on new good images is 0.1-0.9% at a 1% target; the
 price is a somewhat higher threshold (fewer defects caught) with few images.
@@ -118,12 +126,25 @@ def _tail_bound(s: np.ndarray, alpha: float) -> float:
     return float(s[-1]) + scale * math.log(1.0 / beyond)
 
 
-def conservative_threshold(scores: np.ndarray, alpha: float) -> float:
-    """Threshold with false-reject rate about ``alpha`` on future good scores (see module doc)."""
+def conservative_threshold(scores: np.ndarray, alpha: float, upper_bound: float | None = None) -> float:
+    """Threshold with false-reject rate about ``alpha`` on future good scores (see module doc).
+
+    With ``upper_bound`` (the highest attainable score) a threshold that would reach it
+    falls back to the order statistic.
+    """
     s = np.sort(np.asarray(scores, dtype=np.float64))
     n = s.size
     k = math.ceil((n + 1) * (1.0 - alpha))
     order_stat = float(s[min(k, n) - 1])
+    threshold = _bound_threshold(s, alpha, order_stat)
+    if upper_bound is not None and threshold >= upper_bound:
+        return order_stat
+    return threshold
+
+
+def _bound_threshold(s: np.ndarray, alpha: float, order_stat: float) -> float:
+    """The order statistic raised to the parametric/tail bounds, capped (see module doc); ``s`` sorted."""
+    n = s.size
     bound = _prediction_bound(s, alpha)
     # Same bound after a log transform that is invariant to shifting and scaling the scores,
     # which follows right-skewed (log-normal / gamma-like) score distributions.
@@ -187,10 +208,13 @@ class Calibrator:
     (0, 1) with 0.5 at the threshold; ``decide`` returns True for NG.
     """
 
-    def __init__(self, target_false_reject_rate: float = 0.01) -> None:
+    def __init__(self, target_false_reject_rate: float = 0.01, score_upper_bound: float | None = None) -> None:
         if not 0.0 < target_false_reject_rate < 0.5:
             raise CalibrationError(f"target_false_reject_rate must be in (0, 0.5), got {target_false_reject_rate}")
+        if score_upper_bound is not None and not math.isfinite(score_upper_bound):
+            raise CalibrationError(f"score_upper_bound must be finite or None, got {score_upper_bound}")
         self.target_false_reject_rate = float(target_false_reject_rate)
+        self.score_upper_bound = None if score_upper_bound is None else float(score_upper_bound)
         self.threshold_: float | None = None
         self.location_: float | None = None
         self.scale_: float | None = None
@@ -208,7 +232,7 @@ class Calibrator:
         if s.size < 2 or not np.all(np.isfinite(s)):
             raise CalibrationError(f"need at least 2 finite calibration scores, got {s.size} values")
         alpha = self.target_false_reject_rate
-        self.threshold_ = conservative_threshold(s, alpha)
+        self.threshold_ = conservative_threshold(s, alpha, self.score_upper_bound)
         self.location_ = float(np.median(s))
         self.scale_ = _scale(self.threshold_, self.location_)
         self.stats_ = {
@@ -219,6 +243,10 @@ class Calibrator:
             "max": float(s.max()),
             "calibration_false_reject_rate": float(np.mean(s > self.threshold_)),
         }
+        if self.score_upper_bound is not None:
+            self.stats_["beyond_score_range"] = bool(
+                conservative_threshold(s, alpha) >= self.score_upper_bound
+            )
         if good_maps is not None and len(good_maps) > 0:
             self._fit_pixels(good_maps)
         self.threshold_source = "calibration"
@@ -231,7 +259,7 @@ class Calibrator:
         flat = np.concatenate([np.asarray(m, dtype=np.float32).ravel() for m in maps])
         if flat.size > _MAX_PIXELS_FOR_MEDIAN:
             flat = flat[:: flat.size // _MAX_PIXELS_FOR_MEDIAN + 1]
-        self.pixel_threshold_ = conservative_threshold(maxima, self.target_false_reject_rate)
+        self.pixel_threshold_ = conservative_threshold(maxima, self.target_false_reject_rate, self.score_upper_bound)
         self.pixel_location_ = float(np.median(flat))
         self.pixel_scale_ = _scale(self.pixel_threshold_, self.pixel_location_)
 
@@ -306,6 +334,7 @@ class Calibrator:
         self._check()
         return {
             "target_false_reject_rate": self.target_false_reject_rate,
+            "score_upper_bound": self.score_upper_bound,
             "threshold": self.threshold_,
             "location": self.location_,
             "scale": self.scale_,
@@ -331,7 +360,7 @@ class Calibrator:
                 raise CalibrationError(f"calibration field '{key}' must be a finite number, got {v!r}")
             return float(v)
 
-        cal = cls(num("target_false_reject_rate"))  # type: ignore[arg-type]
+        cal = cls(num("target_false_reject_rate"), num("score_upper_bound", optional=True))  # type: ignore[arg-type]
         cal.threshold_ = num("threshold")
         cal.location_ = num("location")
         cal.scale_ = num("scale")

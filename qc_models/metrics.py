@@ -65,7 +65,9 @@ def auroc_confidence_interval(
     v_pos = (np.searchsorted(neg, pos, "left") + np.searchsorted(neg, pos, "right")) / (2.0 * neg.size)
     v_neg = 1.0 - (np.searchsorted(pos, neg, "left") + np.searchsorted(pos, neg, "right")) / (2.0 * pos.size)
     auc = float(v_pos.mean())
-    var = (v_pos.var(ddof=1) if pos.size > 1 else 0.0) / pos.size + (v_neg.var(ddof=1) if neg.size > 1 else 0.0) / neg.size
+    var_pos = v_pos.var(ddof=1) if pos.size > 1 else 0.0
+    var_neg = v_neg.var(ddof=1) if neg.size > 1 else 0.0
+    var = var_pos / pos.size + var_neg / neg.size
     half = float(norm.ppf(0.5 + level / 2.0)) * float(np.sqrt(var))
     return [max(0.0, auc - half), min(1.0, auc + half)]
 

@@ -202,7 +202,16 @@ def train_category(
         fit_seconds = time.perf_counter() - t0
         step("calibrating", 0.9)
         cal_scores, cal_maps = predict_in_batches(detector, cal_images)
-        calibrator = Calibrator(target_false_reject_rate).fit(cal_scores, cal_maps)
+        calibrator = Calibrator(target_false_reject_rate, detector.score_upper_bound).fit(cal_scores, cal_maps)
+        if calibrator.stats_.get("beyond_score_range"):
+            expected = max(target_false_reject_rate, 1.0 / (len(cal_images) + 1))
+            log.warning(
+                "%s/%s: a false-reject rate of %g needs a threshold beyond the highest score this model can give "
+                "(a held-out good image scored %.4g); using the empirical threshold %.4g instead, so expect about "
+                "%.1f %% false rejects. More good training images usually help.",
+                category, name, target_false_reject_rate, calibrator.stats_["max"], calibrator.threshold,
+                100.0 * expected,
+            )
         if validation is not None:
             val_scores, _ = predict_in_batches(detector, validation[0])
             calibrator.fit_validation(val_scores, validation[1])

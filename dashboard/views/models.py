@@ -119,7 +119,8 @@ with tab_eval:
     if table.empty or table[list(METRIC_COLUMNS[:-1])].isna().all().all():
         st.info("No stored metrics yet: evaluate the models on the test split.")
     else:
-        table.insert(2, "image_auroc_95%_ci", [widgets.interval(stored[m].get("image_auroc_ci95")) for m in table["model"]])
+        cis = [widgets.interval(stored[m].get("image_auroc_ci95")) for m in table["model"]]
+        table.insert(2, "image_auroc_95%_ci", cis)
         st.dataframe(table.round(4), hide_index=True, width="stretch")
         st.caption("95 % CI: DeLong's interval of the image AUROC; a small test split leaves it wide.")
     if st.button("Evaluate on the test split", icon=":material/fact_check:",
@@ -177,7 +178,7 @@ with tab_threshold:
         st.warning("The calibration images listed in this model's model.json are not under the dataset root, so "
                    "the threshold cannot be recomputed here.")
     else:
-        new = Calibrator(target).fit(np.asarray(cal))
+        new = Calibrator(target, trained.calibrator.score_upper_bound).fit(np.asarray(cal))
         c = st.columns(3)
         c[0].metric("Current threshold (raw)", f"{current['threshold']:.4g}")
         c[1].metric("New threshold (raw)", f"{new.threshold:.4g}", delta=f"{new.threshold - current['threshold']:+.3g}",

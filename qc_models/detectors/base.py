@@ -49,6 +49,9 @@ class Detector(ABC):
     """Base class of all detectors. Subclasses set ``name`` and implement the abstract methods."""
 
     name: ClassVar[str] = "detector"
+    #: Highest score (and map value) the detector can produce, e.g. 1.0 for probabilities; None = unbounded.
+    #: Calibration never puts a threshold at or beyond it (:func:`qc_models.calibration.conservative_threshold`).
+    score_upper_bound: ClassVar[float | None] = None
 
     @abstractmethod
     def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "Detector":

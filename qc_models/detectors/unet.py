@@ -109,6 +109,7 @@ class UNetDetector(LearnedMapDetector):
     """Synthetic-anomaly-trained segmentation detector (``name = "unet"``); see the module docstring."""
 
     name = "unet"
+    score_upper_bound = 1.0  # image scores and maps are (smoothed) probabilities
 
     def __init__(
         self,

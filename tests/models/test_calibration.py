@@ -73,6 +73,28 @@ def test_scores_spanning_decades_do_not_explode_the_threshold() -> None:
     assert 0.9 < t <= 0.9 + np.log(1 / (0.01 * 19)) * (0.9 - np.median(s)) + 1e-12
 
 
+def test_bounded_scores_never_get_a_threshold_they_cannot_reach() -> None:
+    """U-Net probabilities: one good image at 0.9 must not push the threshold past 1.0 (a model that passes all)."""
+    s = np.r_[np.geomspace(7e-4, 0.03, 17), 0.9]
+    assert conservative_threshold(s, 0.01) > 1.0  # unbounded rule: nothing could ever be rejected
+    assert conservative_threshold(s, 0.01, upper_bound=1.0) == 0.9  # k > n: the sample maximum
+    maps = [np.full((4, 4), v, np.float32) for v in s]
+    cal = Calibrator(0.01, score_upper_bound=1.0).fit(s, maps)
+    assert cal.threshold == 0.9 and cal.pixel_threshold_ == pytest.approx(0.9)
+    assert cal.stats_["beyond_score_range"] is True
+    assert cal.decide([0.95, 0.5]).tolist() == [True, False]
+    back = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back.score_upper_bound == 1.0 and back.threshold == 0.9
+
+
+def test_bound_changes_nothing_when_the_threshold_stays_inside_it() -> None:
+    s = np.linspace(0.001, 0.003, 18)
+    cal = Calibrator(0.01, score_upper_bound=1.0).fit(s)
+    assert cal.threshold == conservative_threshold(s, 0.01) < 1.0
+    assert cal.stats_["beyond_score_range"] is False
+    assert "beyond_score_range" not in Calibrator(0.01).fit(s).stats_
+
+
 def test_standardise_uses_the_calibration_spread() -> None:
     cal = Calibrator().fit(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
     assert cal.standardise(3.0) == 0.0

@@ -104,3 +104,18 @@ def test_detector_kwargs_filters_by_signature_and_profile(standins: None) -> Non
     assert kw == {"image_size": 48, "seed": 7}  # the stand-in takes no epochs/weights
     with pytest.raises(ValueError, match="unknown profile"):
         detector_kwargs("cae", "turbo")
+
+
+def test_probability_scores_are_calibrated_inside_their_range(tiny_models_dir) -> None:
+    """The U-Net's scores are probabilities: its calibrator knows the bound, the others have none."""
+    from qc_models.registry import latest_version
+
+    models_dir, _, category = tiny_models_dir
+    bounds = {}
+    for name in ("cae", "unet", "patchcore", "ensemble"):
+        meta = json.loads((latest_version(models_dir, category, name).path / "model.json").read_text())
+        bounds[name] = meta["calibration"]["score_upper_bound"]
+        if bounds[name] is not None:
+            assert meta["threshold"] < bounds[name]
+            assert meta["calibration"]["pixel_threshold"] < bounds[name]
+    assert bounds == {"cae": None, "unet": 1.0, "patchcore": None, "ensemble": None}
