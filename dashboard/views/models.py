@@ -173,6 +173,12 @@ with tab_threshold:
     target = st.select_slider("Target false-reject rate", options=options, value=stored_target,
                               format_func=lambda v: f"{100 * v:g} %", key=f"th_target_{th_model}",
                               help=f"The current threshold was calibrated for {100 * stored_target:g} %.")
+    if trained.calibrator.stats_.get("beyond_score_range"):
+        st.warning(f"{th_model}: the {100 * stored_target:g} % target needs a threshold beyond the highest score this "
+                   "model can give (a held-out good image scored "
+                   f"{trained.calibrator.stats_.get('max', float('nan')):.4g}), so the threshold is the empirical one "
+                   "and more good parts will be rejected than the target says. More good training images help.",
+                   icon=":material/warning:")
     cal = state.calibration_scores(str(cfg.models_dir), root, category, th_model)
     if len(cal) < 2:
         st.warning("The calibration images listed in this model's model.json are not under the dataset root, so "

@@ -271,6 +271,30 @@ def test_pages_with_an_empty_database(monkeypatch, tiny_models_dir, sqlite_url, 
         assert not at.metric
 
 
+def test_models_page_warns_when_the_target_is_beyond_the_score_range(demo_env, open_page, monkeypatch,
+                                                                    tmp_path) -> None:
+    import json
+    import shutil
+
+    from qc_models.registry import latest_version
+
+    models_dir, data_dir, category, db_url = demo_env
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    meta_path = latest_version(copy, category, "unet").path / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["calibration"]["stats"]["beyond_score_range"] = True
+    meta_path.write_text(json.dumps(meta))
+    point_env(monkeypatch, data_dir, copy, db_url)
+    at = open_page("models")
+    at.selectbox(key="models_category").set_value(category).run()
+    at.selectbox(key="th_model").set_value("unet").run()
+    assert not at.exception, at.exception
+    assert any("beyond the highest score this model can give" in w.value for w in at.warning)
+    at.selectbox(key="th_model").set_value("cae").run()
+    assert not any("beyond the highest score" in w.value for w in at.warning)
+
+
 def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_page, monkeypatch, tmp_path) -> None:
     """The Train button wiring: a job with live progress, the page stays usable, success when done.
 

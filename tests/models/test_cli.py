@@ -13,7 +13,8 @@ from qc_models import registry
 from qc_models.cli import main
 from tests.models.standin import standin_class, write_dataset
 
-METRIC_KEYS = {"image_auroc", "image_auroc_ci95", "average_precision", "pixel_auroc", "aupro", "f1", "precision", "recall", "accuracy",
+METRIC_KEYS = {"image_auroc", "image_auroc_ci95",
+               "average_precision", "pixel_auroc", "aupro", "f1", "precision", "recall", "accuracy",
                "false_reject_rate", "confusion_matrix", "iou", "dice", "per_defect_type", "threshold"}
 
 
