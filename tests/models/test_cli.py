@@ -8,6 +8,7 @@ import urllib.error
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from qc_models import registry
 from qc_models.cli import main
@@ -18,7 +19,9 @@ METRIC_KEYS = {"image_auroc", "image_auroc_ci95",
                "false_reject_rate", "confusion_matrix", "iou", "dice", "per_defect_type", "threshold"}
 
 
-def test_train_imagenet_offline_is_a_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:
+@pytest.fixture
+def offline_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cached ImageNet weights and no network."""
     import torchvision.models._api as api
 
     def offline(*args, **kwargs):
@@ -26,8 +29,13 @@ def test_train_imagenet_offline_is_a_clear_error(tmp_path: Path, monkeypatch, ca
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+
+
+@pytest.mark.parametrize("weights_args", [["--weights", "imagenet"], []], ids=["explicit", "default"])
+def test_train_imagenet_offline_is_a_clear_error(tmp_path: Path, offline_torch, capsys, weights_args) -> None:
+    """ImageNet is also the default (the issue's default for users): offline it is the documented error."""
     root = write_dataset(tmp_path / "ds", n_train=8)
-    rc = main(["train", str(root), "--category", "widget", "--model", "patchcore", "--weights", "imagenet",
+    rc = main(["train", str(root), "--category", "widget", "--model", "patchcore", *weights_args,
                "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err
     assert rc == 2
@@ -129,17 +137,3 @@ def test_score_missing_target_and_registry_are_exit_2(tmp_path: Path, capsys) ->
     assert main(["score", str(img), "--models", str(tmp_path / "empty")]) == 2
     assert "no trained models" in capsys.readouterr().err
 
-
-def test_train_defaults_to_imagenet_weights(tmp_path: Path, monkeypatch, capsys) -> None:
-    """The issue's default for users is ImageNet; offline and uncached that is the documented error."""
-    import torchvision.models._api as api
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
-    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
-    root = write_dataset(tmp_path / "ds", n_train=8)
-    rc = main(["train", str(root), "--category", "widget", "--model", "patchcore", "--out", str(tmp_path / "m")])
-    assert rc == 2
-    assert "ImageNet weights for resnet18 are not cached" in capsys.readouterr().err
