@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -91,6 +92,27 @@ def _scoring_speed(mset: Any, images: list, sampler: RssSampler, category: str) 
     return out
 
 
+def _labelled_defects(work: Path, categories: list[str], args: argparse.Namespace) -> dict[str, Path]:
+    """Per category, a labelled defect folder for the U-Net (``qc train --defects``).
+
+    Drawn from the generator with another seed, so none of these images is in the test split:
+    it stands for the handful of real, labelled defects a line usually has on file.
+    """
+    from qc_models.data.synthetic import generate_dataset
+
+    folders = {c: work / "labelled" / c for c in categories}
+    missing = [c for c, f in folders.items() if not f.is_dir()]
+    if missing:
+        src = generate_dataset(work / "labelled_src", missing, size=args.size, seed=args.seed + 1, n_train=1,
+                               n_test_good=0, n_per_defect=args.labelled_defects)
+        for c in missing:
+            folders[c].parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(src / c / "test"), folders[c])
+            shutil.move(str(src / c / "ground_truth"), folders[c] / "ground_truth")
+        shutil.rmtree(src)
+    return folders
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from qc_models.data import load_rgb, open_category
     from qc_models.data.synthetic import DEMO_CATEGORIES, generate_dataset
@@ -111,6 +133,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          n_test_good=args.n_test_good, n_per_defect=args.n_per_defect)
     gen_seconds = time.perf_counter() - t0
     _log(f"dataset ready in {gen_seconds:.1f}s at {data}")
+    labelled = _labelled_defects(work, categories, args) if args.labelled_defects else {}
     results: dict[str, Any] = {}
     with RssSampler() as sampler:
         for category in categories:
@@ -121,7 +144,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t_cat = time.perf_counter()
             paths = train_category(data, category, models=tuple(args.models), out=models_dir, weights=args.weights,
                                    size=args.size, epochs=args.epochs, seed=args.seed, profile=args.profile,
-                                   progress=progress)
+                                   defects_dir=labelled.get(category), progress=progress)
             _log(f"{category}: trained {sorted(paths)} in {time.perf_counter() - t_cat:.1f}s")
             mset = load_model_set(models_dir, category)
             ev = run_evaluation(data, category, models_dir, model_set=mset)
@@ -147,7 +170,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "config": {"size": args.size, "n_train": args.n_train, "n_test_good": args.n_test_good,
                    "n_per_defect": args.n_per_defect, "profile": args.profile, "weights": args.weights,
-                   "epochs": args.epochs, "seed": args.seed, "models": list(args.models)},
+                   "epochs": args.epochs, "seed": args.seed, "models": list(args.models),
+                   "labelled_defects_per_type": args.labelled_defects},
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load_average": [round(x, 2) for x in os.getloadavg()]},
         "dataset_seconds": round(gen_seconds, 1),
@@ -190,6 +214,8 @@ def main() -> None:
     p.add_argument("--weights", default="none")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--labelled-defects", type=int, default=0, metavar="N",
+                   help="also give the U-Net N labelled defects per type (another seed, never the test split)")
     p.add_argument("--no-save", action="store_true")
     args = p.parse_args()
     report = run(args)

@@ -182,12 +182,19 @@ def _version_row(version: Any) -> dict[str, Any]:
 
 
 def model_signature(models_dir: str, category: str) -> tuple[str, ...]:
-    """Identifies the newest versions of ``category``: a new training changes it and reloads the models."""
+    """Identifies the versions of ``category`` and their thresholds: reloads the models when either changes.
+
+    A new training adds a path; a saved threshold rewrites a ``model.json`` in place, so the
+    threshold is part of the signature too (otherwise pages would keep deciding with the old
+    one until a restart).
+    """
     df = model_versions(models_dir, generation())
     if df.empty or "category" not in df:
         return ()
     sub = df[df["category"] == category]
-    return tuple(sorted(str(v) for v in sub.get("path", sub.get("version", pd.Series(dtype=str)))))
+    paths = sub.get("path", sub.get("version", pd.Series(dtype=str)))
+    thresholds = sub.get("threshold", pd.Series([None] * len(sub), index=sub.index))
+    return tuple(sorted(f"{p}@{t!r}" for p, t in zip(paths, thresholds)))
 
 
 @st.cache_resource(show_spinner="Loading models…", max_entries=4)

@@ -3,7 +3,9 @@
 For one category: load ``train/good`` (unreadable files are skipped and recorded),
 hold out a seeded calibration split that no detector ever fits on, fit each
 detector, calibrate it on the hold-out (optionally record an F1 threshold on a
-separate labelled validation folder, never the test set), save a registry
+separate labelled validation folder, never the test set; optionally let the
+U-Net also learn from a labelled defect folder, never the test set nor the
+validation folder), save a registry
 version, then fit the ensemble on the newest versions of every detector of the
 category, using only images held out from all of them.
 """
@@ -21,7 +23,16 @@ import numpy as np
 
 from qc_models.calibration import CALIBRATION_FRACTION, MIN_CALIBRATION_IMAGES, Calibrator, split_calibration
 from qc_models.config import Settings
-from qc_models.data import GOOD, DatasetError, ImageLoadError, is_image_file, load_rgb, open_category
+from qc_models.data import (
+    GOOD,
+    DatasetError,
+    ImageLoadError,
+    is_image_file,
+    load_mask,
+    load_rgb,
+    open_category,
+    paired_mask_path,
+)
 from qc_models.detectors.base import Detector, ProgressCallback, no_progress
 from qc_models.detectors.ensemble import fit_ensemble
 from qc_models.registry import (
@@ -87,6 +98,10 @@ def detector_kwargs(
     return {k: v for k, v in wanted.items() if k in params}
 
 
+def _accepts(cls: type, parameter: str) -> bool:
+    return parameter in inspect.signature(cls.__init__).parameters
+
+
 def _load_images(paths: Sequence[Path]) -> tuple[list[np.ndarray], list[Path], list[dict[str, str]]]:
     images, ok, skipped = [], [], []
     for p in paths:
@@ -129,6 +144,54 @@ def load_validation_folder(folder: str | Path, test_dir: Path | None = None) -> 
     return images, y
 
 
+def _same_or_inside(folder: Path, other: Path | None) -> bool:
+    if other is None or not other.exists():
+        return False
+    a, b = folder.resolve(), other.resolve()
+    return a == b or a.is_relative_to(b)
+
+
+def load_defect_folder(
+    folder: str | Path, test_dir: Path | None = None, validation_dir: str | Path | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Labelled defects ``(image, bool mask)`` for the U-Net, from a folder in the MVTec test layout.
+
+    ``<folder>/<defect_type>/<name>.png`` with masks ``<folder>/ground_truth/<defect_type>/<name>_mask.png``
+    (``good/`` is ignored). Labelled defects are scarce and every one is trusted as training
+    data, so an unreadable image, a missing mask, an empty mask or a size mismatch is an error
+    naming the file rather than a silent skip. The test set and the validation folder are
+    refused: training on them would inflate exactly the numbers that are meant to judge the model.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: labelled defect folder does not exist")
+    if _same_or_inside(folder, test_dir):
+        raise DatasetError(f"{folder}: this is the test set; training on it would leak it into the model "
+                           "(give a separate folder of labelled defects)")
+    if validation_dir is not None and (_same_or_inside(folder, Path(validation_dir))
+                                       or _same_or_inside(Path(validation_dir), folder)):
+        raise DatasetError(f"{folder}: overlaps the validation folder {validation_dir}; the F1 threshold would be "
+                           "fitted on training data (use two separate folders)")
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    types = sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in (GOOD, "ground_truth"))
+    for sub in types:
+        for path in sorted(f for f in sub.iterdir() if f.is_file() and is_image_file(f)):
+            mask_path = paired_mask_path(folder / "ground_truth" / sub.name, path)
+            if mask_path is None:
+                raise DatasetError(f"{path}: no mask at {folder / 'ground_truth' / sub.name / (path.stem + '_mask.png')}")
+            image, mask = load_rgb(path), load_mask(mask_path)  # ImageLoadError names the file
+            if mask.shape != image.shape[:2]:
+                raise DatasetError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} px but its image {path.name} "
+                                   f"is {image.shape[1]}x{image.shape[0]} px")
+            if not mask.any():
+                raise DatasetError(f"{mask_path}: empty mask (a labelled defect needs its defect pixels marked)")
+            pairs.append((image, mask))
+    if not pairs:
+        raise DatasetError(f"{folder}: no labelled defects found (expected <folder>/<defect_type>/*.png with masks "
+                           "in <folder>/ground_truth/<defect_type>/<name>_mask.png)")
+    return pairs
+
+
 def _scaled(progress: ProgressCallback, lo: float, hi: float, prefix: str) -> ProgressCallback:
     return lambda msg, frac: progress(f"{prefix}{msg}", lo + (hi - lo) * min(max(frac, 0.0), 1.0))
 
@@ -148,9 +211,12 @@ def train_category(
     profile: str = "default",
     progress: ProgressCallback | None = None,
     detector_overrides: dict[str, dict[str, Any]] | None = None,
+    defects_dir: str | Path | None = None,
 ) -> dict[str, Path]:
     """Fit, calibrate and save ``models`` for ``category``; returns {model name: version dir}.
 
+    ``defects_dir`` is a labelled defect folder (:func:`load_defect_folder`) the U-Net learns
+    from besides its synthetic anomalies; the other detectors only ever see good images.
     ``detector_overrides`` (model -> kwargs) are applied last, e.g. a small coreset in tests.
     The ensemble is refitted whenever the category then has more than one detector.
     """
@@ -177,6 +243,12 @@ def train_category(
     validation = None
     if validation_dir is not None:
         validation = load_validation_folder(validation_dir, layout.path / "test")
+    labelled_defects = None
+    if defects_dir is not None:
+        labelled_defects = load_defect_folder(defects_dir, layout.path / "test", validation_dir)
+        if not any(_accepts(detector_class(m), "extra_defects") for m in detectors):
+            log.warning("%s: only the U-Net learns from labelled defects; %s is not used by %s",
+                        category, defects_dir, ", ".join(detectors))
     training = {
         "dataset_root": str(Path(root).resolve()),
         "fingerprint": data_fingerprint(paths),
@@ -188,12 +260,16 @@ def train_category(
         "profile": profile,
         "validation_dir": None if validation_dir is None else str(validation_dir),
     }
+    defects_info = {"defects_dir": str(defects_dir), "n_labelled_defects": len(labelled_defects or [])}
     result: dict[str, Path] = {}
     fresh: dict[str, TrainedModel] = {}
     share = 0.9 / max(len(detectors), 1)
     for k, name in enumerate(detectors):
         step = _scaled(progress, k * share, (k + 1) * share, f"{category}/{name}: ")
         kwargs = detector_kwargs(name, profile, size, epochs, weights, backbone, seed)
+        uses_defects = bool(labelled_defects) and _accepts(detector_class(name), "extra_defects")
+        if uses_defects:
+            kwargs["extra_defects"] = labelled_defects
         kwargs.update((detector_overrides or {}).get(name, {}))
         seed_everything(seed)
         detector: Detector = detector_class(name)(**kwargs)
@@ -216,6 +292,8 @@ def train_category(
             val_scores, _ = predict_in_batches(detector, validation[0])
             calibrator.fit_validation(val_scores, validation[1])
         info = dict(training, fit_seconds=round(fit_seconds, 3), n_fit=len(fit_images), n_calibration=len(cal_images))
+        if uses_defects:
+            info.update(defects_info)
         path = save_model(out, category, detector, calibrator, training=info)
         result[name] = path
         fresh[name] = TrainedModel(name, detector, calibrator, {"version": path.name, "training": info}, path)

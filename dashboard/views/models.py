@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -79,14 +81,25 @@ with tab_train:
                                    help="imagenet: ImageNet-pretrained PatchCore backbone from the torch cache "
                                         f"({'found' if cached else 'not found: none is preselected'}); "
                                         "none: random init, for demonstration only.")
+        with st.expander("Labelled folders (optional, never the test set)"):
+            f = st.columns(2)
+            t_validation = f[0].text_input(
+                "Validation folder", key="train_validation", placeholder="/path/to/validation",
+                help="Server folder with good/ and one folder per defect type: an F1-optimal threshold on it is "
+                     "offered on the Threshold tab besides the false-reject one.")
+            t_defects = f[1].text_input(
+                "Labelled defect folder (U-Net)", key="train_defects", placeholder="/path/to/labelled_defects",
+                help="Server folder with one folder per defect type and masks in "
+                     "ground_truth/<defect type>/<name>_mask.png: the U-Net learns from these real defects "
+                     "besides its synthetic ones. Must differ from the validation folder.")
         train_key = f"train:{t_category}"
         if st.button("Train", type="primary", icon=":material/model_training:", disabled=not t_models):
             root, out = str(cfg.data_dir), str(cfg.models_dir)
 
             def body(progress, stop, category=t_category, models=tuple(t_models), profile=t_profile,
-                     weights=t_weights):
+                     weights=t_weights, validation=t_validation.strip() or None, defects=t_defects.strip() or None):
                 return train_category(root, category, models=models, out=out, weights=weights, profile=profile,
-                                      progress=progress)
+                                      validation_dir=validation, defects_dir=defects, progress=progress)
 
             try:
                 reg.submit("train", train_key, f"Training {t_category} ({', '.join(t_models)})", body)
@@ -185,6 +198,7 @@ with tab_threshold:
                    "the threshold cannot be recomputed here.")
     else:
         new = Calibrator(target, trained.calibrator.score_upper_bound).fit(np.asarray(cal))
+        new.validation_ = copy.deepcopy(trained.calibrator.validation_)  # keep the F1 option
         c = st.columns(3)
         c[0].metric("Current threshold (raw)", f"{current['threshold']:.4g}")
         c[1].metric("New threshold (raw)", f"{new.threshold:.4g}", delta=f"{new.threshold - current['threshold']:+.3g}",
@@ -200,12 +214,30 @@ with tab_threshold:
             st.altair_chart(charts.score_distribution(sub.assign(score=sub["raw"], group=sub["defect_type"]),
                                                       new.threshold, f"Raw scores · {th_model} (new threshold)"),
                             width="stretch")
-        saver = getattr(registry, "update_calibration", None)
-        if st.button("Save new threshold", type="primary", disabled=saver is None,
-                     help=None if saver else "Needs qc_models.registry.update_calibration (not installed yet)."):
-            saver(registry.latest_version(cfg.models_dir, category, th_model).path, new)
+        if st.button("Save new threshold", type="primary"):
+            registry.update_calibration(registry.latest_version(cfg.models_dir, category, th_model).path, new)
             state.clear_caches()
             st.success(f"Saved: {th_model} now rejects at {new.threshold:.4g}.")
+    f1 = trained.calibrator.validation_
+    if f1:
+        st.subheader("F1-optimal threshold on the validation folder")
+        using_f1 = trained.calibrator.threshold_source == "validation_f1"
+        nan = float("nan")
+        c = st.columns(4)
+        c[0].metric("F1 threshold (raw)", f"{f1['threshold']:.4g}")
+        c[1].metric("F1", f"{f1.get('f1', nan):.3f}")
+        c[2].metric("Precision / recall", f"{f1.get('precision', nan):.2f} / {f1.get('recall', nan):.2f}")
+        c[3].metric("Validation images", f"{f1.get('n_good', '?')} good, {f1.get('n_defective', '?')} defective")
+        st.caption(f"Active threshold: {'the F1-optimal one' if using_f1 else 'the false-reject target'}. "
+                   "The F1 threshold trades false rejects for recall on the validation folder's mix of parts.")
+        source = "calibration" if using_f1 else "validation_f1"
+        if st.button("Back to the false-reject threshold" if using_f1 else "Use the F1-optimal threshold",
+                     key=f"th_f1_{th_model}"):
+            chosen = copy.deepcopy(trained.calibrator).use_threshold(source)
+            registry.update_calibration(registry.latest_version(cfg.models_dir, category, th_model).path, chosen,
+                                        reason=f"threshold source set to {source}")
+            state.clear_caches()
+            st.success(f"Saved: {th_model} now rejects at {chosen.threshold:.4g}.")
 
 # ---------------------------------------------------------------- versions
 with tab_versions:

@@ -87,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             paths = train_category(
                 args.root, category, models=models, out=out, weights=args.weights, backbone=args.backbone,
                 size=args.size, epochs=args.epochs, seed=args.seed, target_false_reject_rate=args.target_frr,
-                validation_dir=args.validation, profile=args.profile, progress=_progress(),
+                validation_dir=args.validation, defects_dir=args.defects, profile=args.profile, progress=_progress(),
             )
             for path in paths.values():
                 print(path, flush=True)
@@ -240,6 +240,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target-frr", type=float, default=0.01, help="target false-reject rate (default 0.01)")
     p.add_argument("--profile", choices=("default", "demo"), default="default", help="demo = faster settings")
     p.add_argument("--validation", help="labelled validation folder (<dir>/good, <dir>/<defect>), never the test set")
+    p.add_argument("--defects",
+                   help="labelled defect folder for the U-Net (<dir>/<defect>/*.png, masks in "
+                        "<dir>/ground_truth/<defect>/<name>_mask.png); not the test set, not --validation")
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("evaluate", help="metrics of the newest models on a category's test split")

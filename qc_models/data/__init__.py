@@ -2,7 +2,15 @@
 
 from qc_models.data.images import IMAGE_EXTENSIONS, ImageLoadError, is_image_file, load_mask, load_rgb
 from qc_models.data.integrity import Problem, check_dataset, check_image
-from qc_models.data.layout import GOOD, CategoryLayout, DatasetError, Sample, list_categories, open_category
+from qc_models.data.layout import (
+    GOOD,
+    CategoryLayout,
+    DatasetError,
+    Sample,
+    list_categories,
+    open_category,
+    paired_mask_path,
+)
 
 __all__ = [
     "GOOD",
@@ -19,4 +27,5 @@ __all__ = [
     "load_mask",
     "load_rgb",
     "open_category",
+    "paired_mask_path",
 ]

@@ -70,6 +70,14 @@ def list_categories(root: str | Path) -> list[str]:
     return cats
 
 
+def paired_mask_path(mask_folder: Path, image_path: Path) -> Path | None:
+    """The mask of ``image_path`` in ``mask_folder``, paired by stem (``<stem>_mask.png``), or None."""
+    for cand in (mask_folder / f"{image_path.stem}_mask.png", mask_folder / f"{image_path.stem}.png"):
+        if cand.is_file():
+            return cand
+    return None
+
+
 @dataclass(frozen=True)
 class CategoryLayout:
     """The files of one category, discovered on disk."""
@@ -92,11 +100,7 @@ class CategoryLayout:
         """The mask paired by stem (``<stem>_mask.png``), or None when absent."""
         if defect_type == GOOD:
             return None
-        folder = self.path / "ground_truth" / defect_type
-        for cand in (folder / f"{image_path.stem}_mask.png", folder / f"{image_path.stem}.png"):
-            if cand.is_file():
-                return cand
-        return None
+        return paired_mask_path(self.path / "ground_truth" / defect_type, image_path)
 
     def samples(self, split: str | None = None, images_only: bool = True) -> list[Sample]:
         """All samples of ``split`` (or both splits), sorted by split, type and name.

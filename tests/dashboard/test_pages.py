@@ -295,6 +295,38 @@ def test_models_page_warns_when_the_target_is_beyond_the_score_range(demo_env, o
     assert not any("beyond the highest score" in w.value for w in at.warning)
 
 
+def test_models_page_offers_and_saves_the_validation_f1_threshold(demo_env, open_page, monkeypatch, tmp_path) -> None:
+    import json
+    import shutil
+
+    from qc_models.registry import latest_version, load_model
+
+    models_dir, data_dir, category, db_url = demo_env
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    path = latest_version(copy, category, "unet").path
+    meta = json.loads((path / "model.json").read_text())
+    f1_threshold = 0.5 * meta["threshold"]
+    meta["calibration"]["validation"] = {"threshold": f1_threshold, "f1": 0.8, "precision": 0.9, "recall": 0.72,
+                                         "n_good": 10, "n_defective": 12}
+    (path / "model.json").write_text(json.dumps(meta))
+    point_env(monkeypatch, data_dir, copy, db_url)
+    at = open_page("models")
+    at.selectbox(key="models_category").set_value(category).run()
+    at.selectbox(key="th_model").set_value("cae").run()
+    assert not any(b.label == "Use the F1-optimal threshold" for b in at.button)  # cae has no validation fit
+    at.selectbox(key="th_model").set_value("unet").run()
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["F1"] == "0.800" and labels["Validation images"] == "10 good, 12 defective"
+    next(b for b in at.button if b.label == "Use the F1-optimal threshold").click().run()
+    assert not at.exception, at.exception
+    saved = load_model(path).calibrator
+    assert saved.threshold_source == "validation_f1" and saved.threshold == pytest.approx(f1_threshold)
+    assert json.loads((path / "model.json").read_text())["calibration_history"][-1]["reason"].endswith("validation_f1")
+    at.run()
+    assert any(b.label == "Back to the false-reject threshold" for b in at.button)
+
+
 def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_page, monkeypatch, tmp_path) -> None:
     """The Train button wiring: a job with live progress, the page stays usable, success when done.
 
@@ -320,6 +352,7 @@ def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_
     at = open_page("models")
     at.selectbox(key="models_category").set_value(category).run()
     at.multiselect(key="train_models").set_value(["cae"]).run()
+    at.text_input(key="train_defects").set_value(f"  {tmp_path / 'labelled'}  ").run()
     next(b for b in at.button if b.label == "Train").click().run()
     assert not at.exception, at.exception
     for _ in range(50):  # the job thread starts asynchronously
@@ -330,6 +363,7 @@ def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_
     assert calls and calls[0]["category"] == category and calls[0]["models"] == ("cae",)
     assert calls[0]["weights"] == "none"  # preselected because ImageNet weights are not cached
     assert calls[0]["out"] == str(models_dir) and calls[0]["root"] == str(data_dir)
+    assert calls[0]["defects_dir"] == str(tmp_path / "labelled") and calls[0]["validation_dir"] is None
     assert any("epoch 1/30" in (p.text or "") for p in at.get("progress"))
     release.set()
     _wait_jobs()

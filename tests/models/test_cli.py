@@ -69,6 +69,23 @@ def test_train_real_cae_through_the_cli(tiny_dataset: Path, tmp_path: Path, caps
     assert meta["type"] == "cae" and meta["config"]["image_size"] == 32 and meta["category"] == "wood"
 
 
+def test_train_defects_folder_through_the_cli(tmp_path: Path, capsys) -> None:
+    """--defects reaches the U-Net; the test set given as --defects is exit 2 with the reason."""
+    root = write_dataset(tmp_path / "ds", n_train=8)
+    other = write_dataset(tmp_path / "other", n_train=1, n_test_good=0, n_per_defect=2, seed=3) / "widget"
+    labelled = tmp_path / "labelled"
+    shutil.copytree(other / "test", labelled)
+    shutil.copytree(other / "ground_truth", labelled / "ground_truth")
+    base = ["train", str(root), "--category", "widget", "--model", "unet", "--out", str(tmp_path / "m"),
+            "--size", "32", "--epochs", "1", "--profile", "demo", "--weights", "none"]
+    assert main([*base, "--defects", str(root / "widget" / "test")]) == 2
+    assert "this is the test set" in capsys.readouterr().err
+    assert main([*base, "--defects", str(labelled)]) == 0
+    out = capsys.readouterr().out.split()
+    meta = json.loads((Path(out[0]) / "model.json").read_text())
+    assert meta["training"]["n_labelled_defects"] == 4 and meta["weights"]["extra_defects_used"] == 4
+
+
 def test_bad_dataset_is_exit_2(tmp_path: Path, capsys) -> None:
     rc = main(["train", str(tmp_path), "--category", "x", "--out", str(tmp_path / "m")])
     assert rc == 2 and "not a dataset" in capsys.readouterr().err

@@ -6,13 +6,15 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from qc_models import registry
 from qc_models.calibration import CalibrationError
 from qc_models.data import DatasetError
 from qc_models.evaluation import evaluate_category, run_evaluation
-from qc_models.training import detector_kwargs, train_category
+from qc_models.training import detector_kwargs, load_defect_folder, train_category
 from tests.models.standin import standin_class, write_dataset
 
 METRIC_KEYS = {"image_auroc", "average_precision", "pixel_auroc", "aupro", "f1", "precision", "recall", "accuracy",
@@ -119,3 +121,48 @@ def test_probability_scores_are_calibrated_inside_their_range(tiny_models_dir) -
             assert meta["threshold"] < bounds[name]
             assert meta["calibration"]["pixel_threshold"] < bounds[name]
     assert bounds == {"cae": None, "unet": 1.0, "patchcore": None, "ensemble": None}
+
+
+def _labelled_defects(tmp_path: Path) -> Path:
+    """A labelled defect folder (<dir>/<defect>/*.png + <dir>/ground_truth/...) from another seed."""
+    other = write_dataset(tmp_path / "other", n_train=1, n_test_good=0, n_per_defect=3, seed=7) / "widget"
+    folder = tmp_path / "labelled"
+    shutil.copytree(other / "test", folder)
+    shutil.copytree(other / "ground_truth", folder / "ground_truth")
+    return folder
+
+
+def test_labelled_defect_folder_trains_the_unet_and_is_recorded(dataset: Path, tmp_path: Path) -> None:
+    folder = _labelled_defects(tmp_path)
+    paths = train_category(dataset, "widget", models=("unet",), out=tmp_path / "m", weights="none", size=32,
+                           defects_dir=folder, detector_overrides={"unet": {"epochs": 1, "max_train_seconds": None}})
+    meta = json.loads((paths["unet"] / "model.json").read_text())
+    assert meta["training"]["n_labelled_defects"] == 6
+    assert meta["training"]["defects_dir"] == str(folder)
+    assert meta["weights"]["extra_defects_used"] == 6  # the U-Net trained on them
+    assert meta["config"]["extra_defects"] is None  # training data, not configuration
+    assert registry.load_model(paths["unet"]).detector.describe()["extra_defects_used"] == 0  # not persisted
+
+
+def test_labelled_defect_folder_problems_name_the_file(dataset: Path, tmp_path: Path) -> None:
+    folder = _labelled_defects(tmp_path)
+    with pytest.raises(DatasetError, match="test set"):
+        load_defect_folder(dataset / "widget" / "test", dataset / "widget" / "test")
+    with pytest.raises(DatasetError, match="validation folder"):
+        load_defect_folder(folder, validation_dir=folder)
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_defect_folder(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    (empty / "good").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no labelled defects"):
+        load_defect_folder(empty)
+    assert len(load_defect_folder(folder)) == 6
+    (folder / "ground_truth" / "blob" / "001_mask.png").unlink()
+    with pytest.raises(DatasetError, match=r"blob/001\.png: no mask"):
+        load_defect_folder(folder)
+    cv2.imwrite(str(folder / "ground_truth" / "blob" / "001_mask.png"), np.full((16, 16), 255, np.uint8))
+    with pytest.raises(DatasetError, match=r"001_mask\.png: mask is 16x16 px but its image 001\.png is 32x32"):
+        load_defect_folder(folder)
+    cv2.imwrite(str(folder / "ground_truth" / "blob" / "001_mask.png"), np.zeros((32, 32), np.uint8))
+    with pytest.raises(DatasetError, match="empty mask"):
+        load_defect_folder(folder)
