@@ -59,6 +59,17 @@ def test_extra_labelled_defects_are_used_and_not_persisted() -> None:
     assert model.predict(stripes(rng, 2)).image_scores.shape == (2,)
 
 
+def test_labelled_defects_are_split_for_early_stopping_and_oversampled() -> None:
+    rng = np.random.default_rng(0)
+    train, val = UNetDetector._split_extra(10, rng)
+    assert len(train) == 8 and len(val) == 2 and not set(train) & set(val) and set(train) | set(val) == set(range(10))
+    train, val = UNetDetector._split_extra(4, rng)
+    assert len(train) == 4 and len(val) == 0  # too few to spare one for validation
+    assert UNetDetector._extra_repeats(n_good=87, n_extra=16) == 3  # ~1 real defect per 2 good images
+    assert UNetDetector._extra_repeats(n_good=10, n_extra=40) == 1  # never fewer than once
+    assert UNetDetector._extra_repeats(n_good=87, n_extra=0) == 0
+
+
 def test_bad_extra_defects_are_refused_clearly() -> None:
     img = np.zeros((32, 32, 3), np.uint8)
     with pytest.raises(ValueError, match=r"extra_defects\[0\].*mask shape"):
