@@ -92,23 +92,26 @@ def _scoring_speed(mset: Any, images: list, sampler: RssSampler, category: str) 
     return out
 
 
-def _labelled_defects(work: Path, categories: list[str], args: argparse.Namespace) -> dict[str, Path]:
-    """Per category, a labelled defect folder for the U-Net (``qc train --defects``).
+def _side_folders(work: Path, kind: str, categories: list[str], args: argparse.Namespace, seed: int, n_good: int,
+                  n_per_defect: int, masks: bool) -> dict[str, Path]:
+    """Per category, a labelled folder drawn from the generator with another seed (never the test split).
 
-    Drawn from the generator with another seed, so none of these images is in the test split:
-    it stands for the handful of real, labelled defects a line usually has on file.
+    ``kind`` "labelled" is a defect folder for the U-Net (``qc train --defects``: defects plus
+    ``ground_truth/``); "validation" is a ``qc train --validation`` folder (``good/`` plus defects).
+    They stand for the handful of real, labelled parts a line usually has on file.
     """
     from qc_models.data.synthetic import generate_dataset
 
-    folders = {c: work / "labelled" / c for c in categories}
+    folders = {c: work / kind / c for c in categories}
     missing = [c for c, f in folders.items() if not f.is_dir()]
     if missing:
-        src = generate_dataset(work / "labelled_src", missing, size=args.size, seed=args.seed + 1, n_train=1,
-                               n_test_good=0, n_per_defect=args.labelled_defects)
+        src = generate_dataset(work / f"{kind}_src", missing, size=args.size, seed=seed, n_train=1,
+                               n_test_good=n_good, n_per_defect=n_per_defect)
         for c in missing:
             folders[c].parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(src / c / "test"), folders[c])
-            shutil.move(str(src / c / "ground_truth"), folders[c] / "ground_truth")
+            if masks:
+                shutil.move(str(src / c / "ground_truth"), folders[c] / "ground_truth")
         shutil.rmtree(src)
     return folders
 
@@ -133,7 +136,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                          n_test_good=args.n_test_good, n_per_defect=args.n_per_defect)
     gen_seconds = time.perf_counter() - t0
     _log(f"dataset ready in {gen_seconds:.1f}s at {data}")
-    labelled = _labelled_defects(work, categories, args) if args.labelled_defects else {}
+    labelled = (_side_folders(work, "labelled", categories, args, args.seed + 1, 0, args.labelled_defects, True)
+                if args.labelled_defects else {})
+    validation = (_side_folders(work, "validation", categories, args, args.seed + 2, args.validation,
+                                max(1, args.validation // 3), False) if args.validation else {})
     results: dict[str, Any] = {}
     with RssSampler() as sampler:
         for category in categories:
@@ -144,7 +150,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t_cat = time.perf_counter()
             paths = train_category(data, category, models=tuple(args.models), out=models_dir, weights=args.weights,
                                    size=args.size, epochs=args.epochs, seed=args.seed, profile=args.profile,
-                                   defects_dir=labelled.get(category), progress=progress)
+                                   defects_dir=labelled.get(category), validation_dir=validation.get(category),
+                                   progress=progress)
             _log(f"{category}: trained {sorted(paths)} in {time.perf_counter() - t_cat:.1f}s")
             mset = load_model_set(models_dir, category)
             ev = run_evaluation(data, category, models_dir, model_set=mset)
@@ -165,13 +172,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "images_per_second": round(speed.get(name, float("nan")), 2),
                     "peak_rss_mb": round(sampler.peaks.get(f"{category}/{name}", float("nan")), 1),
                 }
+                if "ensemble" in meta:  # which members it trusts, and on what evidence
+                    cat_res[name]["weights"] = {k: round(v, 3) for k, v in meta["ensemble"]["weights"].items()}
+                    cat_res[name]["weighted_on"] = meta["ensemble"].get("details", {}).get("weighted_on")
             results[category] = cat_res
             _log(f"{category}: " + json.dumps({k: round(v['image_auroc'] or 0, 3) for k, v in cat_res.items()}))
     return {
         "config": {"size": args.size, "n_train": args.n_train, "n_test_good": args.n_test_good,
                    "n_per_defect": args.n_per_defect, "profile": args.profile, "weights": args.weights,
                    "epochs": args.epochs, "seed": args.seed, "models": list(args.models),
-                   "labelled_defects_per_type": args.labelled_defects},
+                   "labelled_defects_per_type": args.labelled_defects,
+                   "validation_good": args.validation, "validation_per_defect": max(1, args.validation // 3)
+                   if args.validation else 0},
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load_average": [round(x, 2) for x in os.getloadavg()]},
         "dataset_seconds": round(gen_seconds, 1),
@@ -216,6 +228,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--labelled-defects", type=int, default=0, metavar="N",
                    help="also give the U-Net N labelled defects per type (another seed, never the test split)")
+    p.add_argument("--validation", type=int, default=0, metavar="N",
+                   help="also give a labelled validation folder: N good and N/3 defects per type (another seed)")
     p.add_argument("--no-save", action="store_true")
     args = p.parse_args()
     report = run(args)

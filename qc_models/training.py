@@ -299,7 +299,7 @@ def train_category(
         fresh[name] = TrainedModel(name, detector, calibrator, {"version": path.name, "training": info}, path)
         step(f"saved {path}", 1.0)
     ens = fit_category_ensemble(root, category, out, fresh, seed, target_false_reject_rate,
-                                _scaled(progress, 0.9, 1.0, f"{category}/ensemble: "))
+                                _scaled(progress, 0.9, 1.0, f"{category}/ensemble: "), validation)
     if ens is not None:
         result[ENSEMBLE] = ens
     progress(f"{category}: done", 1.0)
@@ -314,11 +314,14 @@ def fit_category_ensemble(
     seed: int = 0,
     target_false_reject_rate: float = 0.01,
     progress: ProgressCallback | None = None,
+    validation: tuple[list[np.ndarray], np.ndarray] | None = None,
 ) -> Path | None:
     """Fit and save the ensemble over the newest version of each detector; None if < 2 usable.
 
     Only calibration images held out from *every* member are used (intersection of
     their recorded calibration files), so no member is scored on its own training data.
+    ``validation`` (images, labels) from :func:`load_validation_folder` weights the members on
+    real defects when it is large enough (:func:`qc_models.detectors.ensemble.fit_ensemble`).
     """
     progress = progress or no_progress
     members: dict[str, TrainedModel] = {}
@@ -344,7 +347,8 @@ def fit_category_ensemble(
         log.warning("ensemble: only %d images are held out from all members of %s; ensemble not built", len(images), category)
         return None
     versions = {k: v.version for k, v in members.items()}
-    ensemble, calibrator = fit_ensemble(members, images, versions, seed, target_false_reject_rate, progress)
+    ensemble, calibrator = fit_ensemble(members, images, versions, seed, target_false_reject_rate, progress,
+                                        validation)
     training = {"calibration_files": [p.name for p in ok], "member_versions": versions, "seed": seed,
                 "fingerprint": sorted(f for f in fingerprints if f)[0] if any(fingerprints) else None}
     return save_ensemble(models_dir, category, ensemble, calibrator, training=training)

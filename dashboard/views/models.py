@@ -136,6 +136,16 @@ with tab_eval:
         table.insert(2, "image_auroc_95%_ci", cis)
         st.dataframe(table.round(4), hide_index=True, width="stretch")
         st.caption("95 % CI: DeLong's interval of the image AUROC; a small test split leaves it wide.")
+    ensemble = state.model_set(str(cfg.models_dir), category).ensemble
+    if ensemble is not None:
+        weights = pd.DataFrame(ensemble.detector.weight_table())
+        evidence = ("the labelled validation folder" if ensemble.detector.weighted_on == "validation"
+                    else "synthetic anomalies made from held-out good images")
+        left, right = st.columns([2, 3])
+        left.altair_chart(charts.rate_bars(weights, "member", "weight", "Ensemble weights"), width="stretch")
+        right.dataframe(weights.round(3), hide_index=True, width="stretch")
+        right.caption(f"Members are weighted by how well each separates good images from defects, measured on "
+                      f"{evidence}: a weak member gets little say.")
     if st.button("Evaluate on the test split", icon=":material/fact_check:",
                  help="Scores every test image with every model; metrics are stored in model.json."):
         mset = state.model_set(str(cfg.models_dir), category)

@@ -10,7 +10,8 @@ most images to the other members. A plain average would let a weak
 member drag a strong one down, so each member is weighted by its separation of
 the calibration good images from synthetic anomalies made out of those same
 images (:func:`qc_models.detectors.synthetic_anomalies.add_synthetic_anomaly`,
-the generator the U-Net trains on):
+the generator the U-Net trains on; a labelled validation folder, when given and
+large enough, replaces them, see :func:`fit_ensemble`):
 
     w_m  proportional to  ((AUROC_m - 0.5)+ / 0.5) ** WEIGHT_POWER
 
@@ -40,6 +41,8 @@ from qc_models.metrics import auroc
 WEIGHT_POWER = 4.0
 #: Synthetic anomalies per calibration good image when weighting members.
 ANOMALIES_PER_IMAGE = 2
+#: A labelled validation folder replaces the synthetic weighting once it has this many of each class.
+MIN_VALIDATION_PER_CLASS = 5
 
 
 class EnsembleError(ValueError):
@@ -115,6 +118,18 @@ class Ensemble:
             out.append(acc.astype(np.float32, copy=False))
         return out
 
+    @property
+    def weighted_on(self) -> str:
+        """What the weights were fitted on: ``"synthetic"`` anomalies or a labelled ``"validation"`` folder."""
+        return str(self.details.get("weighted_on", "synthetic"))
+
+    def weight_table(self) -> list[dict[str, Any]]:
+        """One row per member: its weight and the separation (AUROC) evidence behind it."""
+        synthetic = self.details.get("synthetic_auroc") or {}
+        validation = self.details.get("validation_auroc") or {}
+        return [{"member": m, "weight": w, "synthetic_auroc": synthetic.get(m), "validation_auroc": validation.get(m)}
+                for m, w in self.weights.items()]
+
     def to_dict(self) -> dict[str, Any]:
         return {"weights": dict(self.weights), "member_versions": dict(self.member_versions), "details": self.details}
 
@@ -167,10 +182,16 @@ def fit_ensemble(
     seed: int = 0,
     target_false_reject_rate: float = 0.01,
     progress: ProgressCallback | None = None,
+    validation: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[Ensemble, Calibrator]:
     """Weight members on good-vs-synthetic separation, then calibrate the combined score.
 
     ``good_images`` must be held out from every member's fitting (the calibration set).
+    With a labelled ``validation`` set ``(images, labels)`` (1 = defective; never the test set)
+    of at least :data:`MIN_VALIDATION_PER_CLASS` good and defective images, members are
+    weighted on their AUROC there instead: real defects are better evidence than synthetic
+    ones, which every member separates (synthetic AUROCs are still recorded). The combined
+    score's F1-optimal threshold on it is recorded too.
     Returns the ensemble and its calibrator (fitted on the combined good scores and maps).
     """
     progress = progress or no_progress
@@ -191,15 +212,25 @@ def fit_ensemble(
         s = np.r_[good_scores, bad_scores]
         full, hard = auroc(labels, s), auroc(labels[subtle], s[subtle])
         aurocs[name] = None if full is None else 0.5 * (full + (hard if hard is not None else full))
-    weights = weights_from_auroc(aurocs)
-    ensemble = Ensemble(
-        weights,
-        member_versions,
-        details={"synthetic_auroc": aurocs, "n_good": len(good_images), "n_synthetic": len(anomalous),
-                 "weight_power": WEIGHT_POWER},
-    )
+    details: dict[str, Any] = {"synthetic_auroc": aurocs, "n_good": len(good_images), "n_synthetic": len(anomalous),
+                               "weight_power": WEIGHT_POWER, "weighted_on": "synthetic"}
+    val_scores: dict[str, np.ndarray] = {}
+    if validation is not None:
+        val_images, val_labels = validation[0], np.asarray(validation[1]).astype(int)
+        for name, member in members.items():
+            progress(f"ensemble: scoring {name} on the validation folder", 0.9)
+            val_scores[name] = member_outputs(member, val_images)[0]
+        val_aurocs = {name: auroc(val_labels, v) for name, v in val_scores.items()}
+        details.update(validation_auroc=val_aurocs, n_validation_good=int((val_labels == 0).sum()),
+                       n_validation_defective=int((val_labels == 1).sum()))
+        if min(details["n_validation_good"], details["n_validation_defective"]) >= MIN_VALIDATION_PER_CLASS:
+            aurocs = val_aurocs
+            details["weighted_on"] = "validation"
+    ensemble = Ensemble(weights_from_auroc(aurocs), member_versions, details=details)
     combined = ensemble.combine_scores({k: v[0] for k, v in good_out.items()})
     combined_maps = ensemble.combine_maps({k: v[1] for k, v in good_out.items()})
     calibrator = Calibrator(target_false_reject_rate).fit(combined, combined_maps)
+    if val_scores:
+        calibrator.fit_validation(ensemble.combine_scores(val_scores), validation[1])  # type: ignore[index]
     progress("ensemble: calibrated", 1.0)
     return ensemble, calibrator

@@ -7,6 +7,7 @@ so a page that shows the wrong thing fails, not only one that crashes.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,10 @@ def test_models_page_tables_and_threshold_preview(demo_env, open_page) -> None:
     for model, ci in zip(metrics_table["model"], metrics_table["image_auroc_95%_ci"]):
         low, high = newest[model].metrics["image_auroc_ci95"]
         assert ci == f"{low:.3f}–{high:.3f}"
+    weights = at.dataframe[1].value  # the ensemble's member weights, as saved
+    saved = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["weights"]
+    assert dict(zip(weights["member"], weights["weight"])) == pytest.approx({k: round(v, 3) for k, v in saved.items()})
+    assert any("synthetic anomalies" in c.value for c in at.caption)
     labels = {m.label: m.value for m in at.metric}
     assert float(labels["Current threshold (raw)"]) == pytest.approx(newest["ensemble"].threshold, rel=1e-3)
     # at the target it was calibrated for, recalibrating on the stored hold-out reproduces the stored threshold
@@ -273,7 +278,6 @@ def test_pages_with_an_empty_database(monkeypatch, tiny_models_dir, sqlite_url, 
 
 def test_models_page_warns_when_the_target_is_beyond_the_score_range(demo_env, open_page, monkeypatch,
                                                                     tmp_path) -> None:
-    import json
     import shutil
 
     from qc_models.registry import latest_version
@@ -296,7 +300,6 @@ def test_models_page_warns_when_the_target_is_beyond_the_score_range(demo_env, o
 
 
 def test_models_page_offers_and_saves_the_validation_f1_threshold(demo_env, open_page, monkeypatch, tmp_path) -> None:
-    import json
     import shutil
 
     from qc_models.registry import latest_version, load_model

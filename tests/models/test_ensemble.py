@@ -62,3 +62,53 @@ def test_combine_maps_and_json_round_trip() -> None:
         Ensemble.from_dict({"weights": {"a": "x"}})
     with pytest.raises(EnsembleError, match="not all zero"):
         Ensemble({"a": 0.0})
+
+
+class ChannelDetector:
+    """Scores an image by how far one colour channel strays from grey: blind to defects in the others."""
+
+    def __init__(self, channel: int) -> None:
+        self.channel = channel
+
+    def predict(self, images):
+        from qc_models.detectors.base import Prediction
+
+        maps = [np.abs(np.asarray(img, np.float32)[..., self.channel] - 128.0) for img in images]
+        return Prediction(np.array([float(np.percentile(m, 99)) for m in maps]), maps)
+
+
+def _grey(rng: np.random.Generator) -> np.ndarray:
+    return np.clip(rng.normal(128, 5, size=(32, 32, 3)), 0, 255).astype(np.uint8)
+
+
+def _red_defect(rng: np.random.Generator) -> np.ndarray:
+    img = _grey(rng)
+    y, x = rng.integers(0, 24, size=2)
+    img[y : y + 8, x : x + 8, 0] = 250  # only the red channel changes
+    return img
+
+
+def test_a_labelled_validation_folder_replaces_the_synthetic_weighting() -> None:
+    rng = np.random.default_rng(0)
+    members = {}
+    for name, channel in (("red", 0), ("blue", 2)):
+        det = ChannelDetector(channel)
+        pred = det.predict([_grey(rng) for _ in range(10)])
+        members[name] = Member(det, Calibrator().fit(pred.image_scores, pred.anomaly_maps))
+    cal_images = [_grey(rng) for _ in range(10)]
+    val_images = [_grey(rng) for _ in range(6)] + [_red_defect(rng) for _ in range(6)]
+    val_labels = np.r_[np.zeros(6), np.ones(6)]
+
+    ens, cal = fit_ensemble(members, cal_images, validation=(val_images, val_labels))
+    assert ens.details["weighted_on"] == "validation"
+    assert ens.details["validation_auroc"]["red"] == 1.0 and ens.details["validation_auroc"]["blue"] < 0.8
+    assert ens.weights["red"] > 0.99
+    assert set(ens.details["synthetic_auroc"]) == {"red", "blue"}  # still recorded
+    assert cal.validation_ is not None and cal.validation_["f1"] == 1.0
+
+    few = (val_images[:8], val_labels[:8])  # 6 good, 2 defective: too few to trust over synthetic anomalies
+    ens_few, _ = fit_ensemble(members, cal_images, validation=few)
+    assert ens_few.details["weighted_on"] == "synthetic"
+    assert ens_few.details["n_validation_defective"] == 2
+    assert ens_few.weights == fit_ensemble(members, cal_images)[0].weights
+    assert ens_few.weights["blue"] > 0.1  # synthetic anomalies show in every channel: both members count

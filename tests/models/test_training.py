@@ -81,9 +81,14 @@ def test_validation_folder_gives_f1_threshold_but_test_set_is_refused(dataset: P
                        validation_dir=dataset / "widget" / "test")
     val = tmp_path / "val"
     shutil.copytree(dataset / "widget" / "test", val)
-    paths = train_category(dataset, "widget", models=("cae",), out=tmp_path / "m", size=32, validation_dir=val)
+    paths = train_category(dataset, "widget", models=("cae", "unet"), out=tmp_path / "m", size=32,
+                           validation_dir=val)
     v = json.loads((paths["cae"] / "model.json").read_text())["calibration"]["validation"]
     assert v["n_good"] == 8 and v["n_defective"] == 8 and 0.0 <= v["f1"] <= 1.0
+    ens = json.loads((paths["ensemble"] / "model.json").read_text())
+    assert ens["ensemble"]["details"]["weighted_on"] == "validation"  # 8 + 8 labelled images: enough
+    assert set(ens["ensemble"]["details"]["validation_auroc"]) == {"cae", "unet"}
+    assert ens["calibration"]["validation"]["n_defective"] == 8
 
 
 def test_unreadable_training_image_is_skipped_and_recorded(dataset: Path, tmp_path: Path, standins: None) -> None:
