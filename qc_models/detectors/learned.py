@@ -86,6 +86,7 @@ class LearnedMapDetector(Detector):
         self.training_ = train_with_early_stopping(
             net, opt, batches, loss, val_batches, self.epochs, self.patience,
             scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label=self.name,
+            min_epochs=int(getattr(self, "effective_min_epochs", 0)),
         )
         self.net_ = net.eval()
 

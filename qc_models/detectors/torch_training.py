@@ -79,13 +79,15 @@ def train_with_early_stopping(
     max_seconds: float | None = None,
     progress: ProgressCallback | None = None,
     label: str = "training",
+    min_epochs: int = 0,
 ) -> TrainingResult:
     """Train for up to ``epochs`` epochs; stop after ``patience`` epochs without improvement.
 
     ``train_batches(epoch)`` yields the batches of one epoch. The monitored loss is
     the validation loss (or the epoch's mean training loss when ``val_batches`` is
     empty); an epoch counts as an improvement when it beats the best by more than
-    ``min_rel_improvement`` (relative). ``max_seconds`` caps the wall time. The
+    ``min_rel_improvement`` (relative); it never stops early before ``min_epochs`` (a
+    network stuck on a plateau at the start can still leave it). ``max_seconds`` caps the wall time. The
     best weights are restored into ``model`` before returning.
     """
     if epochs < 1:
@@ -126,7 +128,7 @@ def train_with_early_stopping(
         else:
             since_best += 1
         report(f"{label}: epoch {epoch}/{epochs}, {result.monitored} loss {monitored:.4f}", epoch / epochs)
-        if since_best >= patience:
+        if since_best >= patience and epoch >= min_epochs:
             result.early_stopped = epoch < epochs
             break
         if max_seconds is not None and time.perf_counter() - start > max_seconds:

@@ -80,7 +80,7 @@ def test_denoising_variant_trains() -> None:
 # ---------------------------------------------------------------- shared training loop
 
 
-def _loop(train_target: float, val_target: float, lr: float, epochs: int = 20, patience: int = 3):
+def _loop(train_target: float, val_target: float, lr: float, epochs: int = 20, patience: int = 3, min_epochs: int = 0):
     seed_everything(0)
     model = nn.Linear(1, 1)
     x = torch.ones(4, 1)
@@ -88,12 +88,18 @@ def _loop(train_target: float, val_target: float, lr: float, epochs: int = 20, p
     loss_fn = lambda m, b: (m(b[0]) - b[1]).pow(2).mean()  # noqa: E731
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     val = [(x, torch.full((4, 1), val_target))]
-    return model, train_with_early_stopping(model, opt, batches, loss_fn, val, epochs, patience), loss_fn, val
+    result = train_with_early_stopping(model, opt, batches, loss_fn, val, epochs, patience, min_epochs=min_epochs)
+    return model, result, loss_fn, val
 
 
 def test_early_stopping_stops_when_validation_does_not_improve() -> None:
     _, result, _, _ = _loop(0.0, 0.0, lr=0.0, patience=3)  # lr 0: the loss never moves
     assert result.early_stopped and result.epochs_run == 4 and result.best_epoch == 1
+
+
+def test_early_stopping_waits_for_min_epochs() -> None:
+    _, result, _, _ = _loop(0.0, 0.0, lr=0.0, patience=3, min_epochs=10)
+    assert result.early_stopped and result.epochs_run == 10 and result.best_epoch == 1
 
 
 def test_best_weights_are_restored_when_validation_gets_worse() -> None:

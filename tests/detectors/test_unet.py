@@ -110,6 +110,24 @@ def test_validation_set_is_fixed_and_has_clean_and_anomalous_images(monkeypatch)
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
 
 
+def test_early_stopping_waits_for_half_the_epochs_by_default(monkeypatch) -> None:
+    import qc_models.detectors.learned as learned_module
+
+    seen = []
+    real = learned_module.train_with_early_stopping
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["min_epochs"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(learned_module, "train_with_early_stopping", spy)
+    images = stripes(np.random.default_rng(3), 6)
+    UNetDetector(epochs=4, **TINY).fit(images)
+    UNetDetector(epochs=4, min_epochs=1, **TINY).fit(images)
+    assert seen == [2, 1]
+    assert UNetDetector(min_epochs=3).get_config()["min_epochs"] == 3
+
+
 def test_focal_dice_loss_prefers_the_right_answer() -> None:
     target = torch.zeros(2, 8, 8)
     target[0, 2:4, 2:4] = 1.0
