@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 if "ensemble" in meta:  # which members it trusts, and on what evidence
                     cat_res[name]["weights"] = {k: round(v, 3) for k, v in meta["ensemble"]["weights"].items()}
-                    cat_res[name]["weighted_on"] = meta["ensemble"].get("details", {}).get("weighted_on")
+                    cat_res[name]["validation_auroc"] = meta["ensemble"].get("details", {}).get("validation_auroc")
             results[category] = cat_res
             _log(f"{category}: " + json.dumps({k: round(v['image_auroc'] or 0, 3) for k, v in cat_res.items()}))
     return {

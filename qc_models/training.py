@@ -132,7 +132,7 @@ def load_validation_folder(folder: str | Path, test_dir: Path | None = None) -> 
     if test_dir is not None and test_dir.exists() and folder.resolve() == test_dir.resolve():
         raise DatasetError(f"{folder}: this is the test set; thresholds are never fitted on it (give a separate folder)")
     paths, labels = [], []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and p.name != "ground_truth"):
         files = sorted(f for f in sub.iterdir() if f.is_file() and is_image_file(f))
         paths += files
         labels += [0 if sub.name == GOOD else 1] * len(files)
@@ -320,8 +320,8 @@ def fit_category_ensemble(
 
     Only calibration images held out from *every* member are used (intersection of
     their recorded calibration files), so no member is scored on its own training data.
-    ``validation`` (images, labels) from :func:`load_validation_folder` weights the members on
-    real defects when it is large enough (:func:`qc_models.detectors.ensemble.fit_ensemble`).
+    ``validation`` (images, labels) from :func:`load_validation_folder` adds each member's AUROC on
+    it to the record and the ensemble's F1 threshold (:func:`qc_models.detectors.ensemble.fit_ensemble`).
     """
     progress = progress or no_progress
     members: dict[str, TrainedModel] = {}

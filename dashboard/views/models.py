@@ -139,13 +139,14 @@ with tab_eval:
     ensemble = state.model_set(str(cfg.models_dir), category).ensemble
     if ensemble is not None:
         weights = pd.DataFrame(ensemble.detector.weight_table())
-        evidence = ("the labelled validation folder" if ensemble.detector.weighted_on == "validation"
-                    else "synthetic anomalies made from held-out good images")
+        if weights["validation_auroc"].isna().all():
+            weights = weights.drop(columns="validation_auroc")
         left, right = st.columns([2, 3])
         left.altair_chart(charts.rate_bars(weights, "member", "weight", "Ensemble weights"), width="stretch")
         right.dataframe(weights.round(3), hide_index=True, width="stretch")
-        right.caption(f"Members are weighted by how well each separates good images from defects, measured on "
-                      f"{evidence}: a weak member gets little say.")
+        right.caption("Members are weighted by how well each separates held-out good images from synthetic anomalies "
+                      "made from them (synthetic_auroc), so a weak member gets little say. validation_auroc, when "
+                      "shown, is each member's separation on the labelled validation folder.")
     if st.button("Evaluate on the test split", icon=":material/fact_check:",
                  help="Scores every test image with every model; metrics are stored in model.json."):
         mset = state.model_set(str(cfg.models_dir), category)

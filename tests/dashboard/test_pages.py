@@ -198,6 +198,7 @@ def test_models_page_tables_and_threshold_preview(demo_env, open_page) -> None:
     weights = at.dataframe[1].value  # the ensemble's member weights, as saved
     saved = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["weights"]
     assert dict(zip(weights["member"], weights["weight"])) == pytest.approx({k: round(v, 3) for k, v in saved.items()})
+    assert "validation_auroc" not in weights  # no validation folder was given
     assert any("synthetic anomalies" in c.value for c in at.caption)
     labels = {m.label: m.value for m in at.metric}
     assert float(labels["Current threshold (raw)"]) == pytest.approx(newest["ensemble"].threshold, rel=1e-3)

@@ -88,7 +88,7 @@ def _red_defect(rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def test_a_labelled_validation_folder_replaces_the_synthetic_weighting() -> None:
+def test_a_labelled_validation_folder_is_recorded_but_the_weights_stay_synthetic() -> None:
     rng = np.random.default_rng(0)
     members = {}
     for name, channel in (("red", 0), ("blue", 2)):
@@ -100,15 +100,12 @@ def test_a_labelled_validation_folder_replaces_the_synthetic_weighting() -> None
     val_labels = np.r_[np.zeros(6), np.ones(6)]
 
     ens, cal = fit_ensemble(members, cal_images, validation=(val_images, val_labels))
-    assert ens.details["weighted_on"] == "validation"
     assert ens.details["validation_auroc"]["red"] == 1.0 and ens.details["validation_auroc"]["blue"] < 0.8
-    assert ens.weights["red"] > 0.99
-    assert set(ens.details["synthetic_auroc"]) == {"red", "blue"}  # still recorded
-    assert cal.validation_ is not None and cal.validation_["f1"] == 1.0
-
-    few = (val_images[:8], val_labels[:8])  # 6 good, 2 defective: too few to trust over synthetic anomalies
-    ens_few, _ = fit_ensemble(members, cal_images, validation=few)
-    assert ens_few.details["weighted_on"] == "synthetic"
-    assert ens_few.details["n_validation_defective"] == 2
-    assert ens_few.weights == fit_ensemble(members, cal_images)[0].weights
-    assert ens_few.weights["blue"] > 0.1  # synthetic anomalies show in every channel: both members count
+    assert ens.details["n_validation_good"] == 6 and ens.details["n_validation_defective"] == 6
+    assert cal.validation_ is not None and cal.validation_["f1"] == 1.0  # the combined score's F1 threshold
+    synthetic_only = fit_ensemble(members, cal_images)[0]
+    assert ens.weights == synthetic_only.weights  # 12 labelled images do not override the synthetic evidence
+    assert ens.weights["blue"] > 0.1  # synthetic anomalies show in every channel: both members count
+    rows = {r["member"]: r for r in ens.weight_table()}
+    assert rows["red"]["validation_auroc"] == 1.0 and rows["red"]["weight"] == ens.weights["red"]
+    assert synthetic_only.weight_table()[0]["validation_auroc"] is None
