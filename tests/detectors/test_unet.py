@@ -110,7 +110,7 @@ def test_validation_set_is_fixed_and_has_clean_and_anomalous_images(monkeypatch)
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
 
 
-def test_early_stopping_waits_for_half_the_epochs_by_default(monkeypatch) -> None:
+def test_early_stopping_waits_for_half_the_epochs_with_labelled_defects(monkeypatch) -> None:
     import qc_models.detectors.learned as learned_module
 
     seen = []
@@ -121,10 +121,13 @@ def test_early_stopping_waits_for_half_the_epochs_by_default(monkeypatch) -> Non
         return real(*args, **kwargs)
 
     monkeypatch.setattr(learned_module, "train_with_early_stopping", spy)
-    images = stripes(np.random.default_rng(3), 6)
+    rng = np.random.default_rng(3)
+    images = stripes(rng, 6)
+    extra = [plant_defect(img, rng) for img in stripes(rng, 2)]
     UNetDetector(epochs=4, **TINY).fit(images)
-    UNetDetector(epochs=4, min_epochs=1, **TINY).fit(images)
-    assert seen == [2, 1]
+    UNetDetector(epochs=4, extra_defects=extra, **TINY).fit(images)
+    UNetDetector(epochs=4, extra_defects=extra, min_epochs=1, **TINY).fit(images)
+    assert seen == [0, 2, 1]
     assert UNetDetector(min_epochs=3).get_config()["min_epochs"] == 3
 
 
