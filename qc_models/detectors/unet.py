@@ -17,9 +17,10 @@ plateau (focal + Dice ~ 1.0) for longer than the patience, and capsule had
 stopped there at epoch 36 (best epoch 6, image AUROC 0.53; with the wait it
 trains on to epoch 150, validation loss 1.00 -> 0.66, AUROC 0.60). Without them
 no category was stuck, and waiting only moved screw (stopped at 46) from 0.52
-to 0.47, so the plain patience rule stays. Defect pixels are rare, so the loss is focal loss plus soft Dice. Early
-stopping watches held-out good images, each seen clean and with a synthetic
-anomaly drawn once from a fixed seed, so the validation set never moves.
+to 0.47, so the plain patience rule stays. Defect pixels are rare, so the loss
+is focal loss plus soft Dice. Early stopping watches held-out good images, each
+seen clean and with a synthetic anomaly drawn once from a fixed seed, so the
+validation set never moves.
 The anomaly map is the smoothed defect probability; the image score is its
 maximum (or a tail mean, ``score_fraction > 0``).
 
@@ -221,7 +222,10 @@ class UNetDetector(LearnedMapDetector):
                 F.interpolate(torch.from_numpy(p[1]).float()[None, None], size=size, mode="bilinear", align_corners=False)[0]
                 for p in self.extra_defects
             ]).gt(0.5).float()
-            extra_train, extra_val = self._split_extra(len(extra_x), rng)
+            if len(val_idx):  # hold some out only when there is a validation set for them to join
+                extra_train, extra_val = self._split_extra(len(extra_x), rng)
+            else:
+                extra_train = np.arange(len(extra_x))
         repeats = self._extra_repeats(len(train_good), len(extra_train))
 
         def batches(epoch: int):

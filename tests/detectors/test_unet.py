@@ -70,6 +70,24 @@ def test_labelled_defects_are_split_for_early_stopping_and_oversampled() -> None
     assert UNetDetector._extra_repeats(n_good=87, n_extra=0) == 0
 
 
+def test_labelled_defects_all_train_when_there_is_no_validation_set(monkeypatch) -> None:
+    import qc_models.detectors.learned as learned_module
+
+    seen = []
+    real = learned_module.train_with_early_stopping
+
+    def spy(model, opt, batches, loss_fn, val_batches, *args, **kwargs):
+        seen.append((sum(int(x.shape[0]) for x, _ in batches(1)), val_batches))
+        return real(model, opt, batches, loss_fn, val_batches, *args, **kwargs)
+
+    monkeypatch.setattr(learned_module, "train_with_early_stopping", spy)
+    rng = np.random.default_rng(4)
+    extra = [plant_defect(img, rng) for img in stripes(rng, 5)]
+    UNetDetector(epochs=1, val_fraction=0.0, extra_defects=extra, **TINY).fit(stripes(rng, 6))
+    n_seen, val = seen[0]
+    assert not val and n_seen == 6 + 5 * UNetDetector._extra_repeats(6, 5)  # none held out for nothing
+
+
 def test_bad_extra_defects_are_refused_clearly() -> None:
     img = np.zeros((32, 32, 3), np.uint8)
     with pytest.raises(ValueError, match=r"extra_defects\[0\].*mask shape"):
