@@ -124,12 +124,19 @@ def predict_in_batches(detector: Any, images: Sequence[np.ndarray], batch_size: 
     return np.concatenate(scores), maps
 
 
+def _same_or_inside(folder: Path, other: Path | None) -> bool:
+    if other is None or not other.exists():
+        return False
+    a, b = folder.resolve(), other.resolve()
+    return a == b or a.is_relative_to(b)
+
+
 def load_validation_folder(folder: str | Path, test_dir: Path | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """Images and labels (1 = defective) of a labelled folder ``<folder>/<good|defect_type>/*``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: validation folder does not exist")
-    if test_dir is not None and test_dir.exists() and folder.resolve() == test_dir.resolve():
+    if _same_or_inside(folder, test_dir):
         raise DatasetError(f"{folder}: this is the test set; thresholds are never fitted on it (give a separate folder)")
     paths, labels = [], []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and p.name != "ground_truth"):
@@ -142,13 +149,6 @@ def load_validation_folder(folder: str | Path, test_dir: Path | None = None) -> 
     if y.size == 0 or y.min() == y.max():
         raise DatasetError(f"{folder}: a validation folder needs readable images in 'good/' and in defect folders")
     return images, y
-
-
-def _same_or_inside(folder: Path, other: Path | None) -> bool:
-    if other is None or not other.exists():
-        return False
-    a, b = folder.resolve(), other.resolve()
-    return a == b or a.is_relative_to(b)
 
 
 def load_defect_folder(

@@ -14,7 +14,7 @@ from qc_models import registry
 from qc_models.calibration import CalibrationError
 from qc_models.data import DatasetError
 from qc_models.evaluation import evaluate_category, run_evaluation
-from qc_models.training import detector_kwargs, load_defect_folder, train_category
+from qc_models.training import detector_kwargs, load_defect_folder, load_validation_folder, train_category
 from tests.models.standin import standin_class, write_dataset
 
 METRIC_KEYS = {"image_auroc", "average_precision", "pixel_auroc", "aupro", "f1", "precision", "recall", "accuracy",
@@ -79,6 +79,8 @@ def test_validation_folder_gives_f1_threshold_but_test_set_is_refused(dataset: P
     with pytest.raises(DatasetError, match="test set"):
         train_category(dataset, "widget", models=("cae",), out=tmp_path, size=32,
                        validation_dir=dataset / "widget" / "test")
+    with pytest.raises(DatasetError, match="test set"):  # a part of it is the test set too
+        load_validation_folder(dataset / "widget" / "test" / "blob", dataset / "widget" / "test")
     val = tmp_path / "val"
     shutil.copytree(dataset / "widget" / "test", val)
     paths = train_category(dataset, "widget", models=("cae", "unet"), out=tmp_path / "m", size=32,
