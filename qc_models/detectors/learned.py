@@ -72,6 +72,11 @@ class LearnedMapDetector(Detector):
         train_idx, val_idx = split_train_val(len(images), self.val_fraction, self.seed)
         return rng, gen, train_idx, val_idx
 
+    @property
+    def effective_min_epochs(self) -> int:
+        """Epochs before early stopping may end training (none by default; the U-Net overrides it)."""
+        return 0
+
     def _train(
         self,
         net: nn.Module,
@@ -86,7 +91,7 @@ class LearnedMapDetector(Detector):
         self.training_ = train_with_early_stopping(
             net, opt, batches, loss, val_batches, self.epochs, self.patience,
             scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label=self.name,
-            min_epochs=int(getattr(self, "effective_min_epochs", 0)),
+            min_epochs=self.effective_min_epochs,
         )
         self.net_ = net.eval()
 
