@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from qc_models.alignment_check import decide_alignment
 from qc_models.calibration import CALIBRATION_FRACTION, MIN_CALIBRATION_IMAGES, Calibrator, split_calibration
 from qc_models.config import Settings
 from qc_models.data import (
@@ -212,8 +213,12 @@ def train_category(
     progress: ProgressCallback | None = None,
     detector_overrides: dict[str, dict[str, Any]] | None = None,
     defects_dir: str | Path | None = None,
+    align: str = "auto",
 ) -> dict[str, Path]:
     """Fit, calibrate and save ``models`` for ``category``; returns {model name: version dir}.
+
+    ``align`` ("auto", "on", "off"): whether every detector turns and centres parts to the
+    training pose first; "auto" decides on held-out data (:func:`qc_models.alignment_check.decide_alignment`).
 
     ``defects_dir`` is a labelled defect folder (:func:`load_defect_folder`) the U-Net learns
     from besides its synthetic anomalies; the other detectors only ever see good images.
@@ -261,12 +266,17 @@ def train_category(
         "validation_dir": None if validation_dir is None else str(validation_dir),
     }
     defects_info = {"defects_dir": str(defects_dir), "n_labelled_defects": len(labelled_defects or [])}
+    decision = decide_alignment(fit_images, align, _scaled(progress, 0.0, 0.02, f"{category}/alignment: "))
+    log.info("%s: pose alignment %s (%s)", category, "on" if decision.align else "off", decision.reason)
+    training["alignment"] = decision.to_dict()
     result: dict[str, Path] = {}
     fresh: dict[str, TrainedModel] = {}
-    share = 0.9 / max(len(detectors), 1)
+    share = 0.88 / max(len(detectors), 1)
     for k, name in enumerate(detectors):
-        step = _scaled(progress, k * share, (k + 1) * share, f"{category}/{name}: ")
+        step = _scaled(progress, 0.02 + k * share, 0.02 + (k + 1) * share, f"{category}/{name}: ")
         kwargs = detector_kwargs(name, profile, size, epochs, weights, backbone, seed)
+        if _accepts(detector_class(name), "align"):
+            kwargs["align"] = decision.align
         uses_defects = bool(labelled_defects) and _accepts(detector_class(name), "extra_defects")
         if uses_defects:
             kwargs["extra_defects"] = labelled_defects

@@ -88,6 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 args.root, category, models=models, out=out, weights=args.weights, backbone=args.backbone,
                 size=args.size, epochs=args.epochs, seed=args.seed, target_false_reject_rate=args.target_frr,
                 validation_dir=args.validation, defects_dir=args.defects, profile=args.profile, progress=_progress(),
+                align=args.align,
             )
             for path in paths.values():
                 print(path, flush=True)
@@ -240,6 +241,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target-frr", type=float, default=0.01, help="target false-reject rate (default 0.01)")
     p.add_argument("--profile", choices=("default", "demo"), default="default", help="demo = faster settings")
     p.add_argument("--validation", help="labelled validation folder (<dir>/good, <dir>/<defect>), never the test set")
+    p.add_argument("--align", choices=("auto", "on", "off"), default="auto",
+                   help="turn and centre parts to the training pose before scoring; auto (default) decides on "
+                        "held-out good images whether it helps (parts at random angles, not textures)")
     p.add_argument("--defects",
                    help="labelled defect folder for the U-Net (<dir>/<defect>/*.png, masks in "
                         "<dir>/ground_truth/<defect>/<name>_mask.png); not the test set, not --validation")

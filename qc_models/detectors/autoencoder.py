@@ -108,6 +108,7 @@ class ConvAutoencoder(LearnedMapDetector):
         augment: str = "none",
         denoise: float = 0.5,
         max_train_seconds: float | None = None,
+        align: bool = False,
     ) -> None:
         if image_size % (2**depth) != 0:
             raise ValueError(f"image_size ({image_size}) must be a multiple of 2**depth ({2**depth})")
@@ -116,7 +117,7 @@ class ConvAutoencoder(LearnedMapDetector):
         if not 0.0 <= denoise <= 1.0:
             raise ValueError(f"denoise must be in [0, 1], got {denoise}")
         self._set_training_params(image_size, epochs, batch_size, lr, val_fraction, patience, seed,
-                                  smoothing_sigma, score_fraction, augment, max_train_seconds)
+                                  smoothing_sigma, score_fraction, augment, max_train_seconds, align)
         self.base_channels = int(base_channels)
         self.latent_channels = int(latent_channels)
         self.depth = int(depth)
@@ -153,6 +154,7 @@ class ConvAutoencoder(LearnedMapDetector):
 
     def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "ConvAutoencoder":
         """Train on good images; a seeded random ``val_fraction`` of them drives early stopping."""
+        images = self._fit_pose(images)
         rng, gen, train_idx, val_idx = self._begin_fit(images)
         x = images_to_tensor(images, self.image_size, normalize=False)
         x_train, x_val = x[train_idx], x[val_idx]

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from qc_models.detectors.alignment import Pose, PoseAligner
+
 #: ``progress(message, fraction)`` with fraction in [0, 1]; used by the CLI bar and the dashboard.
 ProgressCallback = Callable[[str, float], None]
 
@@ -76,6 +78,42 @@ class Detector(ABC):
     def describe(self) -> dict[str, Any]:
         """Extra facts for ``model.json`` (e.g. backbone weights used); override when useful."""
         return {}
+
+    # ---------------------------------------------------------- pose alignment (``align=True``)
+    # Detectors that take an ``align`` parameter call these around their own fit/predict, so the
+    # alignment travels inside the detector (and its artifact) and every caller gets it.
+
+    #: Turn and centre parts to the training pose before scoring (:mod:`qc_models.detectors.alignment`).
+    align: bool = False
+    #: The fitted pose template, or None when alignment is off.
+    aligner_: PoseAligner | None = None
+
+    def _fit_pose(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Fit the pose template when ``align`` is on; returns the images to learn from."""
+        if not self.align:
+            self.aligner_ = None
+            return list(images)
+        self.aligner_ = PoseAligner().fit(images)
+        return self.aligner_.align(images)[0]
+
+    def _pose_inputs(self, images: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[Pose] | None]:
+        """The images as the detector should see them, and their poses (None when alignment is off)."""
+        if self.aligner_ is None:
+            return list(images), None
+        return self.aligner_.align(images)
+
+    @staticmethod
+    def _restore_maps(maps: list[np.ndarray], poses: list[Pose] | None) -> list[np.ndarray]:
+        """Anomaly maps of aligned images warped back onto the input images' pixels."""
+        if poses is None:
+            return maps
+        return [PoseAligner.restore_map(m, p) for m, p in zip(maps, poses)]
+
+    def _pose_tensors(self) -> dict[str, torch.Tensor]:
+        return {} if self.aligner_ is None else self.aligner_.tensors()
+
+    def _load_pose_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.aligner_ = PoseAligner.from_tensors(tensors) if self.align else None
 
 
 # ---------------------------------------------------------------- shared pre/post-processing

@@ -45,6 +45,7 @@ class LearnedMapDetector(Detector):
         score_fraction: float,
         augment: str,
         max_train_seconds: float | None,
+        align: bool = False,
     ) -> None:
         """Store (type-normalised) the constructor parameters every network detector has; reset fit state."""
         self.image_size = int(image_size)
@@ -58,6 +59,7 @@ class LearnedMapDetector(Detector):
         self.score_fraction = float(score_fraction)
         self.augment = augment
         self.max_train_seconds = None if max_train_seconds is None else float(max_train_seconds)
+        self.align = bool(align)
         self.net_ = None
         self.training_ = None
         self.flips_ = []
@@ -96,14 +98,18 @@ class LearnedMapDetector(Detector):
         self.net_ = net.eval()
 
     def _net_tensors(self) -> dict[str, torch.Tensor]:
+        """The network as ``net.*`` tensors, plus the pose template when alignment is on."""
         if self.net_ is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted")
-        return {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        out = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
+        out.update(self._pose_tensors())
+        return out
 
     def _load_net(self, net: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
         """Strict load of the ``net.*`` tensors (raises naming missing/unexpected keys)."""
         configure_torch()
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
+        self._load_pose_tensors(tensors)
         self.net_ = net.eval()
 
     def _training_description(self) -> dict[str, Any]:
@@ -127,6 +133,7 @@ class LearnedMapDetector(Detector):
         """Smoothed anomaly maps at the internal resolution ``(N, size, size)``."""
 
     def predict(self, images: Sequence[np.ndarray]) -> Prediction:
+        images, poses = self._pose_inputs(images)
         maps = self.anomaly_maps_internal(images)
         scores = map_ops.top_fraction_score(maps, self.score_fraction).numpy()
-        return Prediction(image_scores=scores, anomaly_maps=maps_to_input_sizes(maps, images))
+        return Prediction(image_scores=scores, anomaly_maps=self._restore_maps(maps_to_input_sizes(maps, images), poses))

@@ -155,6 +155,7 @@ class PatchCore(Detector):
         layers: Sequence[str] | None = None,
         border_padding: int | None = None,
         colour_weight: float | None = None,
+        align: bool = False,
     ) -> None:
         self.layers_explicit = layers is not None
         self.layers: tuple[str, ...] = tuple(layers) if layers is not None else default_layers(str(weights))
@@ -181,6 +182,7 @@ class PatchCore(Detector):
         self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+        self.align = bool(align)
         self.border_padding = default_border_padding(self.weights) if border_padding is None else int(border_padding)
         self.colour_weight = default_colour_weight(self.weights) if colour_weight is None else float(colour_weight)
         if self.border_padding < 0 or self.border_padding % 16:
@@ -266,6 +268,7 @@ class PatchCore(Detector):
         report = progress or (lambda message, fraction: None)
         report("loading backbone", 0.0)
         self._ensure_backbone()
+        images = self._fit_pose(images)
         self.colour_scale_ = None  # features are extracted unscaled; the scale is fitted on them
         features: torch.Tensor | None = None
         pos = 0
@@ -335,6 +338,7 @@ class PatchCore(Detector):
         if len(images) == 0:
             return Prediction(np.zeros(0, dtype=np.float64), [])
         configure_torch()
+        images, poses = self._pose_inputs(images)
         size = self.image_size
         scores: list[torch.Tensor] = []
         maps: list[np.ndarray] = []
@@ -347,7 +351,7 @@ class PatchCore(Detector):
             scores.append(self._image_scores(flat, patch, idx.view(b, h * w)))
             up = F.interpolate(patch.view(b, 1, h, w), size=(size, size), mode="bilinear", align_corners=False)
             maps.extend(maps_to_input_sizes(gaussian_blur(up[:, 0], MAP_SIGMA), batch))
-        return Prediction(torch.cat(scores).double().numpy(), maps)
+        return Prediction(torch.cat(scores).double().numpy(), self._restore_maps(maps, poses))
 
     # ------------------------------------------------------------------ persistence
 
@@ -367,6 +371,7 @@ class PatchCore(Detector):
             "layers": list(self.layers),
             "border_padding": self.border_padding,
             "colour_weight": self.colour_weight,
+            "align": self.align,
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -385,6 +390,7 @@ class PatchCore(Detector):
         if self.weights != bb.WEIGHTS_IMAGENET:
             for key, value in self._extractor.state_dict().items():
                 out[_BACKBONE_PREFIX + key] = value.detach().clone().contiguous()
+        out.update(self._pose_tensors())
         return out
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> "PatchCore":
@@ -437,6 +443,7 @@ class PatchCore(Detector):
                 "weights_sha256": sha,
                 "pretrained": self.weights != bb.WEIGHTS_NONE,
             }
+        self._load_pose_tensors(tensors)
         self._set_extractor(extractor, info)
         self._set_bank(bank.float().contiguous())
         return self

@@ -144,13 +144,14 @@ class UNetDetector(LearnedMapDetector):
         augment: str = "none",
         max_train_seconds: float | None = None,
         min_epochs: int | None = None,
+        align: bool = False,
     ) -> None:
         if image_size % (2 ** (depth + 1)) != 0:
             raise ValueError(f"image_size ({image_size}) must be a multiple of 2**(depth+1) ({2 ** (depth + 1)})")
         if not 0.0 < anomaly_probability <= 1.0:
             raise ValueError(f"anomaly_probability must be in (0, 1], got {anomaly_probability}")
         self._set_training_params(image_size, epochs, batch_size, lr, val_fraction, patience, seed,
-                                  smoothing_sigma, score_fraction, augment, max_train_seconds)
+                                  smoothing_sigma, score_fraction, augment, max_train_seconds, align)
         self.extra_defects = self._check_extra(extra_defects)
         #: No early stop before this epoch (None: see ``effective_min_epochs`` and the module docstring).
         self.min_epochs = None if min_epochs is None else int(min_epochs)
@@ -192,6 +193,16 @@ class UNetDetector(LearnedMapDetector):
 
     # ------------------------------------------------------------ training
 
+    def _aligned_extra(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The labelled defects, each turned to the training pose with its mask (as is when alignment is off)."""
+        if self.aligner_ is None:
+            return self.extra_defects
+        out = []
+        for img, mask in self.extra_defects:
+            pose = self.aligner_.pose(img)
+            out.append((self.aligner_.warp(img, pose), self.aligner_.align_mask(mask, pose)))
+        return out
+
     def _resize_u8(self, images: Sequence[np.ndarray]) -> np.ndarray:
         x = images_to_tensor(images, self.image_size, normalize=False)
         return (x.permute(0, 2, 3, 1) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -209,18 +220,20 @@ class UNetDetector(LearnedMapDetector):
 
     def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "UNetDetector":
         """Train on good images (plus ``extra_defects``); see the module docstring."""
+        images = self._fit_pose(images)
+        extra_defects = self._aligned_extra()
         rng, gen, train_idx, val_idx = self._begin_fit(images)
         good = self._resize_u8(images)
         train_good = good[train_idx]
         self.flips_ = choose_flips(torch.from_numpy(train_good).permute(0, 3, 1, 2).float() / 255.0, self.augment)
         extra_x = extra_m = None
         extra_train, extra_val = np.arange(0), np.arange(0)
-        if self.extra_defects:
-            extra_x = torch.from_numpy(self._resize_u8([p[0] for p in self.extra_defects]))
+        if extra_defects:
+            extra_x = torch.from_numpy(self._resize_u8([p[0] for p in extra_defects]))
             size = (self.image_size, self.image_size)
             extra_m = torch.cat([
                 F.interpolate(torch.from_numpy(p[1]).float()[None, None], size=size, mode="bilinear", align_corners=False)[0]
-                for p in self.extra_defects
+                for p in extra_defects
             ]).gt(0.5).float()
             if len(val_idx):  # hold some out only when there is a validation set for them to join
                 extra_train, extra_val = self._split_extra(len(extra_x), rng)

@@ -28,6 +28,8 @@ class VersionInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, Any] = field(default_factory=dict)
     untrained_backbone: bool = False
+    #: Whether the detector turns parts to the training pose first (None: not a detector, or saved before).
+    pose_aligned: bool | None = None
     error: str | None = None
 
 
@@ -68,6 +70,7 @@ def list_versions(models_dir: str | Path, category: str | None = None, model: st
                         metrics=meta.get("metrics") or {},
                         weights=meta.get("weights") or {},
                         untrained_backbone=uses_untrained_backbone(meta.get("weights")),
+                        pose_aligned=(meta.get("config") or {}).get("align"),
                     )
                 )
     out.sort(key=lambda v: (v.version, v.category, v.model), reverse=True)

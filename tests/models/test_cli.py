@@ -62,11 +62,12 @@ def test_train_prints_paths_and_warning(tmp_path: Path, monkeypatch, capsys) -> 
 
 def test_train_real_cae_through_the_cli(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
     rc = main(["train", str(tiny_dataset), "--category", "wood", "--model", "cae", "--out", str(tmp_path),
-               "--size", "32", "--epochs", "1", "--profile", "demo"])
+               "--size", "32", "--epochs", "1", "--profile", "demo", "--align", "on"])
     out = capsys.readouterr().out.split()
     assert rc == 0 and len(out) == 1
     meta = json.loads((Path(out[0]) / "model.json").read_text())
     assert meta["type"] == "cae" and meta["config"]["image_size"] == 32 and meta["category"] == "wood"
+    assert meta["config"]["align"] is True and meta["training"]["alignment"]["mode"] == "on"
 
 
 def test_train_defects_folder_through_the_cli(tmp_path: Path, capsys) -> None:

@@ -43,6 +43,7 @@ def test_train_then_evaluate(dataset: Path, tmp_path: Path, standins: None) -> N
     assert len(tr["calibration_files"]) == 5 and len(tr["fit_files"]) == 19  # 15% of 24 -> at least 5
     assert not set(tr["calibration_files"]) & set(tr["fit_files"])
     assert len(tr["fingerprint"]) == 64 and meta["config"]["image_size"] == 32
+    assert tr["alignment"]["mode"] == "auto" and isinstance(tr["alignment"]["align"], bool) and tr["alignment"]["reason"]
     ens = json.loads((paths["ensemble"] / "model.json").read_text())
     assert ens["ensemble"]["member_versions"] == {"cae": paths["cae"].name, "unet": paths["unet"].name}
     assert set(ens["training"]["calibration_files"]) == set(tr["calibration_files"])
@@ -172,3 +173,21 @@ def test_labelled_defect_folder_problems_name_the_file(dataset: Path, tmp_path: 
     cv2.imwrite(str(folder / "ground_truth" / "blob" / "001_mask.png"), np.zeros((32, 32), np.uint8))
     with pytest.raises(DatasetError, match="empty mask"):
         load_defect_folder(folder)
+
+
+def test_alignment_choice_reaches_every_detector_and_its_record(dataset: Path, tmp_path: Path) -> None:
+    paths = train_category(dataset, "widget", models=("patchcore",), out=tmp_path / "m", weights="none", size=32,
+                           align="on", detector_overrides={"patchcore": {"coreset_ratio": 0.5}})
+    meta = json.loads((paths["patchcore"] / "model.json").read_text())
+    assert meta["config"]["align"] is True
+    assert meta["training"]["alignment"] == {**meta["training"]["alignment"], "align": True, "mode": "on"}
+    model = registry.load_model(paths["patchcore"])
+    assert model.detector.aligner_ is not None
+    assert [v.pose_aligned for v in registry.list_versions(tmp_path / "m")] == [True]
+    off = train_category(dataset, "widget", models=("patchcore",), out=tmp_path / "m2", weights="none", size=32,
+                         align="off", detector_overrides={"patchcore": {"coreset_ratio": 0.5}})
+    assert json.loads((off["patchcore"] / "model.json").read_text())["config"]["align"] is False
+    assert [v.pose_aligned for v in registry.list_versions(tmp_path / "m2")] == [False]
+    with pytest.raises(ValueError, match="alignment mode"):
+        train_category(dataset, "widget", models=("patchcore",), out=tmp_path / "m3", weights="none", size=32,
+                       align="maybe")
