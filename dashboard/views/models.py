@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import charts, state, widgets
 from dashboard import jobs as jobmod
 from qc_models import registry
+from qc_models.alignment_check import ALIGN_MODES
 from qc_models.calibration import Calibrator
 from qc_models.detectors.backbone import imagenet_weights_cached
 from qc_models.evaluation import run_evaluation
@@ -81,6 +82,9 @@ with tab_train:
                                    help="imagenet: ImageNet-pretrained PatchCore backbone from the torch cache "
                                         f"({'found' if cached else 'not found: none is preselected'}); "
                                         "none: random init, for demonstration only.")
+        t_align = st.radio("Pose alignment", list(ALIGN_MODES), horizontal=True, key="train_align",
+                           help="Turn and centre parts to the training pose before scoring (parts that lie at random "
+                                "angles). auto decides from the good images; the decision is in each model.json.")
         with st.expander("Labelled folders (optional, never the test set)"):
             f = st.columns(2)
             t_validation = f[0].text_input(
@@ -97,9 +101,10 @@ with tab_train:
             root, out = str(cfg.data_dir), str(cfg.models_dir)
 
             def body(progress, stop, category=t_category, models=tuple(t_models), profile=t_profile,
-                     weights=t_weights, validation=t_validation.strip() or None, defects=t_defects.strip() or None):
+                     weights=t_weights, validation=t_validation.strip() or None, defects=t_defects.strip() or None,
+                     align=t_align):
                 return train_category(root, category, models=models, out=out, weights=weights, profile=profile,
-                                      validation_dir=validation, defects_dir=defects, progress=progress)
+                                      validation_dir=validation, defects_dir=defects, progress=progress, align=align)
 
             try:
                 reg.submit("train", train_key, f"Training {t_category} ({', '.join(t_models)})", body)

@@ -29,6 +29,7 @@ and turning them costs interpolation and moves the background.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,17 +86,32 @@ class Silhouette:
     anisotropy: float  # share of the polar silhouette that changes with the angle (0 = a disc)
 
 
-def _background_distance(x: np.ndarray) -> np.ndarray:
-    """Colour distance of each pixel to a quadratic background surface fitted on the border band."""
-    h, w = x.shape[:2]
+@functools.lru_cache(maxsize=8)
+def _background_model(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quadratic basis ``(6, h, w)``, border-band mask and the basis' pseudo-inverse on the band."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     yy, xx = yy / h - 0.5, xx / w - 0.5
-    basis = np.stack([np.ones_like(xx), xx, yy, xx * xx, yy * yy, xx * yy], axis=-1)
+    basis = np.stack([np.ones_like(xx), xx, yy, xx * xx, yy * yy, xx * yy])
     band = max(2, h // 32)
     border = np.zeros((h, w), bool)
     border[:band], border[-band:], border[:, :band], border[:, -band:] = True, True, True, True
-    coef, *_ = np.linalg.lstsq(basis[border], x[border], rcond=None)
-    return np.sqrt(((x - basis @ coef) ** 2).sum(axis=-1))
+    pinv = np.linalg.pinv(basis[:, border].T.astype(np.float64)).astype(np.float32)  # (6, n_border)
+    return basis, border, pinv
+
+
+def _background_distance(x: np.ndarray) -> np.ndarray:
+    """Colour distance of each pixel to a quadratic background surface fitted on the border band.
+
+    The fit is a fixed pseudo-inverse per image shape and the surface a sum of six planes:
+    no LAPACK/BLAS call per image, whose thread pools would fight torch's for the cores.
+    """
+    basis, border, pinv = _background_model(*x.shape[:2])
+    dist = np.zeros(x.shape[:2], np.float32)
+    for c in range(x.shape[2]):
+        coef = (pinv * x[..., c][border]).sum(axis=1)  # (6,)
+        surface = sum(float(k) * b for k, b in zip(coef, basis))
+        dist += (x[..., c] - surface) ** 2
+    return np.sqrt(dist)
 
 
 def _segment(image: np.ndarray) -> tuple[np.ndarray, bool, float]:

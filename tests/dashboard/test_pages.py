@@ -357,6 +357,8 @@ def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_
     at.selectbox(key="models_category").set_value(category).run()
     at.multiselect(key="train_models").set_value(["cae"]).run()
     at.text_input(key="train_defects").set_value(f"  {tmp_path / 'labelled'}  ").run()
+    assert at.radio(key="train_align").value == "auto"
+    at.radio(key="train_align").set_value("on").run()
     next(b for b in at.button if b.label == "Train").click().run()
     assert not at.exception, at.exception
     for _ in range(50):  # the job thread starts asynchronously
@@ -368,6 +370,7 @@ def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_
     assert calls[0]["weights"] == "none"  # preselected because ImageNet weights are not cached
     assert calls[0]["out"] == str(models_dir) and calls[0]["root"] == str(data_dir)
     assert calls[0]["defects_dir"] == str(tmp_path / "labelled") and calls[0]["validation_dir"] is None
+    assert calls[0]["align"] == "on"
     assert any("epoch 1/30" in (p.text or "") for p in at.get("progress"))
     release.set()
     _wait_jobs()
