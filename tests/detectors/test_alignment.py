@@ -157,3 +157,17 @@ def test_ensemble_synthetic_defects_stay_on_the_part() -> None:
         return int(sum((c & ~grown[i % len(images)]).sum() for i, c in enumerate(changed)))
 
     assert off_part(False) > 0 and off_part(True) == 0
+
+
+def test_unet_labelled_defects_turn_with_their_masks() -> None:
+    from qc_models.detectors.unet import UNetDetector
+
+    train = [part_image(float(a), seed=i)[0] for i, a in enumerate((0, 70, 140, 210, 280, 330))]
+    defect_img, defect_mask = part_image(123.0, centre=(60.0, 67.0), seed=9, defect=True)
+    unet = UNetDetector(image_size=32, epochs=1, batch_size=4, align=True, extra_defects=[(defect_img, defect_mask)])
+    unet.fit(train)
+    (turned_img, turned_mask), = unet._aligned_extra()
+    reference = unet.aligner_.align_mask(part_image(0.0)[1], unet.aligner_.pose(part_image(0.0)[0]))
+    assert _iou(defect_mask, reference) < 0.5  # as given, the labelled part lies elsewhere
+    assert _iou(turned_mask, reference) > 0.75 and turned_img.shape == defect_img.shape
+    assert unet.predict([defect_img]).anomaly_maps[0].shape == defect_mask.shape
