@@ -96,9 +96,9 @@ def decide_alignment(
             False, mode, f"round parts: the outline hardly changes with the angle (anisotropy {anisotropy:.2f} "
             f"< {MIN_ANISOTROPY}), so there is no pose to align", object_share=share, anisotropy=anisotropy)
     progress("registering the parts", 0.5)
-    aligner = PoseAligner().fit(fit_images)
-    before, after = pose_match(aligner, fit_images)
-    spread = circular_spread([aligner.pose(img).angle for img in fit_images])
+    aligner = PoseAligner().fit_signatures([s.signature for s in silhouettes])
+    before, after, angles = pose_match(aligner, silhouettes)
+    spread = circular_spread(angles)
     progress("alignment decided", 1.0)
     facts = dict(object_share=share, anisotropy=anisotropy, pose_match_unaligned=before, pose_match_aligned=after, angle_spread_degrees=spread)
     if after < MIN_POSE_MATCH:

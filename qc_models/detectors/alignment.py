@@ -207,9 +207,12 @@ class PoseAligner:
 
     def fit(self, images: Sequence[np.ndarray]) -> "PoseAligner":
         """Learn the template signature from good images (the first one fixes the canonical angle)."""
-        if len(images) == 0:
+        return self.fit_signatures([silhouette(img).signature for img in images])
+
+    def fit_signatures(self, signatures: Sequence[np.ndarray]) -> "PoseAligner":
+        """:meth:`fit` from already computed silhouette signatures (no second segmentation)."""
+        if len(signatures) == 0:
             raise AlignmentError("pose alignment needs at least one good image")
-        signatures = [silhouette(img).signature for img in images]
         template = signatures[0]
         for _ in range(TEMPLATE_ITERATIONS):
             template = np.mean([_roll(s, _best_shift(s, template)) for s in signatures], axis=0)
@@ -273,15 +276,18 @@ class PoseAligner:
         return out
 
 
-def pose_match(aligner: PoseAligner, images: Sequence[np.ndarray]) -> tuple[float, float]:
-    """Mean correlation of the images' silhouette signatures with the template, before and after turning."""
+def pose_match(aligner: PoseAligner, silhouettes: Sequence[Silhouette]) -> tuple[float, float, list[float]]:
+    """Mean correlation of the silhouettes' signatures with the template before and after turning,
+    and each one's angle in degrees (as :meth:`PoseAligner.pose` gives it)."""
     template = aligner._template()
-    before, after = [], []
-    for img in images:
-        sig = silhouette(img).signature
-        before.append(float((sig * template).sum()))
-        after.append(float((_roll(sig, _best_shift(sig, template)) * template).sum()))
-    return float(np.mean(before)), float(np.mean(after))
+    before, after, angles = [], [], []
+    for sil in silhouettes:
+        shift = _best_shift(sil.signature, template)
+        before.append(float((sil.signature * template).sum()))
+        after.append(float((_roll(sil.signature, shift) * template).sum()))
+        angle = shift * 360.0 / N_ANGLES
+        angles.append(angle if angle <= 180.0 else angle - 360.0)
+    return float(np.mean(before)), float(np.mean(after)), angles
 
 
 def circular_spread(angles: Sequence[float]) -> float:
