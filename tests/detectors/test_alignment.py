@@ -141,7 +141,7 @@ def test_unfitted_aligner_says_so() -> None:
 
 def test_ensemble_synthetic_defects_stay_on_the_part() -> None:
     from qc_models.detectors.alignment import part_mask, shows_objects
-    from qc_models.detectors.ensemble import PART_GROWTH, synthetic_set
+    from qc_models.detectors.ensemble import ANOMALIES_PER_IMAGE, PART_GROWTH, synthetic_set
 
     samples = [part_image(float(a), seed=i) for i, a in enumerate((0, 60, 120, 180, 240, 300))]
     images = [s[0] for s in samples]
@@ -152,7 +152,7 @@ def test_ensemble_synthetic_defects_stay_on_the_part() -> None:
 
     def off_part(on_part: bool) -> int:
         anomalous, areas = synthetic_set(images, seed=3, on_part=on_part)
-        assert len(anomalous) == 2 * len(images) and (areas > 0).all()
+        assert len(anomalous) == ANOMALIES_PER_IMAGE * len(images) and (areas > 0).all()
         changed = [(a != images[i % len(images)]).any(axis=2) for i, a in enumerate(anomalous)]
         return int(sum((c & ~grown[i % len(images)]).sum() for i, c in enumerate(changed)))
 

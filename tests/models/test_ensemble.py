@@ -23,8 +23,9 @@ def _member(noise: float, rng: np.random.Generator) -> Member:
 
 
 def test_weights_favour_separation_and_ignore_chance() -> None:
-    w = weights_from_auroc({"strong": 1.0, "weak": 0.75, "chance": 0.5, "worse": 0.3})
+    w = weights_from_auroc({"strong": 1.0, "weak": 0.75, "chance": 0.5, "worse": 0.3}, power=4)
     assert w["strong"] == pytest.approx(16 / 17) and w["weak"] == pytest.approx(1 / 17)
+    assert weights_from_auroc({"strong": 1.0, "weak": 0.75})["weak"] == pytest.approx(1 / 257)  # default power 8
     assert w["chance"] == 0.0 and w["worse"] == 0.0
     assert weights_from_auroc({"a": 0.5, "b": None}) == {"a": 0.5, "b": 0.5}
 
@@ -62,6 +63,29 @@ def test_combine_maps_and_json_round_trip() -> None:
         Ensemble.from_dict({"weights": {"a": "x"}})
     with pytest.raises(EnsembleError, match="not all zero"):
         Ensemble({"a": 0.0})
+
+
+def test_compressed_scores_let_the_weights_decide_and_old_artifacts_stay_linear() -> None:
+    # Member "tiny" has a near-constant good score, so one odd good image reaches z = 500;
+    # member "main" (3x the weight) ranks that image as plainly good and a defect as z = 8.
+    z = {"main": np.array([0.0, 8.0]), "tiny": np.array([500.0, 2.0])}  # [odd good image, defect]
+    ens = Ensemble({"main": 0.75, "tiny": 0.25})
+    assert ens.score_transform == "signed_log1p"
+    good, defect = ens.combine_scores(z)
+    assert defect > good  # linearly: 0.25 * 500 = 125 > 0.75 * 8 + 0.25 * 2 = 6.5
+    expected = 0.75 * np.log1p(8.0) + 0.25 * np.log1p(2.0)
+    assert defect == pytest.approx(expected)
+    assert ens.combine_scores({"main": np.array([-3.0]), "tiny": np.array([0.0])})[0] == pytest.approx(-0.75 * np.log1p(3.0))
+    assert Ensemble.from_dict(ens.to_dict()).score_transform == "signed_log1p"
+    # An ensemble saved before the transform existed was calibrated on linear sums: keep them.
+    legacy = {"weights": {"main": 0.75, "tiny": 0.25}}
+    old = Ensemble.from_dict(legacy)
+    assert old.score_transform == "linear"
+    assert old.combine_scores(z)[0] == pytest.approx(125.0)
+    with pytest.raises(EnsembleError, match="score_transform"):
+        Ensemble.from_dict({**legacy, "score_transform": "cube"})
+    with pytest.raises(EnsembleError, match="unknown score transform"):
+        Ensemble({"a": 1.0}, score_transform="cube")
 
 
 class ChannelDetector:
