@@ -117,6 +117,36 @@ def test_layers_default_depends_on_weights_and_can_be_chosen() -> None:
             _model(layers=bad)
 
 
+def test_colour_whitening_gives_hue_a_voice_and_old_scalar_artifacts_still_load() -> None:
+    """Training colours vary in brightness only; a stain of another hue must stand out more once whitened."""
+    train = [_texture(seed) for seed in range(3)]
+    stained = _texture(60).astype(np.float32)
+    stained[16:40, 16:40] *= np.array([0.8, 1.0, 1.1])
+    images = [_texture(60), np.clip(stained, 0, 255).astype(np.uint8)]
+
+    def stain_ratio(model: PatchCore) -> float:
+        good, stain = model.predict(images).image_scores
+        return float(stain / good)
+
+    whitened = _model(coreset_ratio=1.0).fit(train)
+    isotropic = _model(coreset_ratio=1.0, colour_shrinkage=1e6).fit(train)
+    t = isotropic.colour_transform_
+    assert torch.allclose(t, t[0, 0] * torch.eye(3), atol=1e-4 * float(t[0, 0]))  # huge shrinkage: a plain scale
+    assert stain_ratio(whitened) > 1.5 * stain_ratio(isotropic)
+    # Artifacts saved before the whitening carry only the scalar scale: it becomes scale * identity.
+    legacy = {k: v for k, v in isotropic.state_tensors().items() if k != "colour_transform"}
+    legacy["colour_scale"] = torch.tensor([float(t[0, 0])], dtype=torch.float64)
+    restored = PatchCore(**{k: v for k, v in isotropic.get_config().items() if k != "colour_shrinkage"})
+    restored.load_state_tensors(legacy)
+    assert torch.allclose(restored.colour_transform_, t, rtol=1e-4, atol=1e-4 * float(t[0, 0]))
+    assert np.allclose(restored.predict(images).image_scores, isotropic.predict(images).image_scores, rtol=1e-4)
+    bad = {**whitened.state_tensors(), "colour_transform": torch.full((3, 3), float("nan"))}
+    with pytest.raises(ValueError, match="colour_transform"):
+        PatchCore(**whitened.get_config()).load_state_tensors(bad)
+    with pytest.raises(ValueError, match="colour_shrinkage"):
+        _model(colour_shrinkage=0.0)
+
+
 def test_artifact_without_layers_in_config_loads_with_the_paper_layers() -> None:
     """Models saved before ``layers`` existed used layer2+layer3 even for random init."""
     old = _model(layers=["layer2", "layer3"], border_padding=0, colour_weight=0).fit([_texture(seed) for seed in range(2)])
@@ -215,11 +245,11 @@ def test_colour_features_and_border_padding_defaults_and_round_trip() -> None:
     assert (PatchCore(weights="imagenet").border_padding, PatchCore(weights="imagenet").colour_weight) == (0, 0.0)
     model = _model(coreset_ratio=1.0).fit([_texture(seed) for seed in range(3)])
     bank = model.memory_bank_
-    assert model.colour_scale_ is not None and model.colour_scale_ > 0
+    assert model.colour_transform_ is not None and model.colour_transform_.shape == (3, 3)
     net_var, colour_var = bank[:, :-3].var(0).sum(), bank[:, -3:].var(0).sum()
     assert colour_var == pytest.approx(float(net_var), rel=1e-3)  # colour_weight 1: equal total variance
     restored = PatchCore(**model.get_config()).load_state_tensors(model.state_tensors())
-    assert restored.colour_scale_ == pytest.approx(model.colour_scale_)
+    assert torch.equal(restored.colour_transform_, model.colour_transform_)
     images = [_texture(50), _scratched(51)]
     assert np.allclose(restored.predict(images).image_scores, model.predict(images).image_scores)
     tinted = _texture(52).astype(np.float32)
