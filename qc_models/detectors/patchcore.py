@@ -60,6 +60,7 @@ from qc_models.detectors.base import (
     images_to_tensor,
     maps_to_input_sizes,
 )
+from qc_models.detectors.colour import DEFAULT_SHRINKAGE, shrunk_whitening
 from qc_models.detectors.coreset import select_coreset
 from qc_models.detectors.map_ops import gaussian_blur
 from qc_models.detectors.nearest_neighbours import NearestNeighbourIndex, nearest_neighbours
@@ -160,7 +161,7 @@ class PatchCore(Detector):
         layers: Sequence[str] | None = None,
         border_padding: int | None = None,
         colour_weight: float | None = None,
-        colour_shrinkage: float = 0.3,
+        colour_shrinkage: float = DEFAULT_SHRINKAGE,
         align: bool = False,
     ) -> None:
         self.layers_explicit = layers is not None
@@ -320,14 +321,10 @@ class PatchCore(Detector):
         """
         colour = features[:, -COLOUR_CHANNELS:].double()
         net_var = float(features[:, :-COLOUR_CHANNELS].var(dim=0).sum())
-        cov = torch.cov(colour.T)
-        total = float(torch.trace(cov))
-        if total <= 1e-12 or net_var <= 0:  # uniform colour: nothing to scale against
+        if float(colour.var(dim=0).sum()) <= 1e-12 or net_var <= 0:  # uniform colour: nothing to scale against
             return torch.eye(COLOUR_CHANNELS)
-        cov = cov + self.colour_shrinkage * total / COLOUR_CHANNELS * torch.eye(COLOUR_CHANNELS, dtype=cov.dtype)
-        eigenvalues, vectors = torch.linalg.eigh(cov)
-        transform = vectors @ torch.diag(eigenvalues.rsqrt()) @ vectors.T
-        whitened_var = float(torch.trace(transform @ torch.cov(colour.T) @ transform))
+        transform = shrunk_whitening(colour, self.colour_shrinkage)
+        whitened_var = float((colour @ transform).var(dim=0).sum())
         return (transform * np.sqrt(self.colour_weight * net_var / whitened_var)).float()
 
     def _set_bank(self, bank: torch.Tensor) -> None:

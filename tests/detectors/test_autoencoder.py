@@ -47,6 +47,22 @@ def test_state_round_trip_gives_identical_predictions(fitted) -> None:
     contract.check_state_round_trip(model, good + [b for b, _ in bad])
 
 
+def test_colour_residual_is_whitened_and_old_artifacts_keep_plain_rgb(fitted) -> None:
+    """Grey stripes leave a grey residual: a change of hue must weigh more than one of brightness."""
+    model, good, _ = fitted
+    w = model.colour_whitening_
+    assert w.shape == (3, 3) and torch.allclose(w, w.T, atol=1e-5)
+    grey, hue = torch.tensor([1.0, 1.0, 1.0]) / 3**0.5, torch.tensor([1.0, -1.0, 0.0]) / 2**0.5
+    assert float((hue @ w).norm()) > 1.5 * float((grey @ w).norm())
+    state = model.state_tensors()
+    legacy = ConvAutoencoder(**model.get_config()).load_state_tensors({k: v for k, v in state.items() if k != "colour_whitening"})
+    assert torch.equal(legacy.colour_whitening_, torch.eye(3))  # saved before the whitening: plain RGB distance
+    with pytest.raises(KeyError, match="colour_whitening"):
+        ConvAutoencoder(**model.get_config()).load_state_tensors({**state, "colour_whitening": torch.ones(2, 2)})
+    with pytest.raises(ValueError, match="colour_shrinkage"):
+        ConvAutoencoder(**{**TINY, "colour_shrinkage": 0.0})
+
+
 def test_describe_reports_training(fitted) -> None:
     contract.check_training_description(fitted[0])
 

@@ -1,0 +1,37 @@
+"""Shrunk colour whitening: give hue a voice next to brightness.
+
+Colour statistics of good images vary mostly along brightness (grain, lighting), so a
+plain Euclidean distance in RGB hears a stain of another hue only faintly. Whitening
+with the colour covariance equalises the directions; shrinking the covariance towards
+a multiple of the identity bounds how far the noisy hue of grey parts is amplified.
+Used by PatchCore (local mean colour features) and the autoencoder (colour residual).
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Default shrinkage (fraction of the mean colour variance added to every direction), measured on
+#: PatchCore over 8 categories (0.01 / 0.1 / 0.3 / 1: mean image AUROC 0.769 / 0.780 / 0.784 / 0.780).
+DEFAULT_SHRINKAGE = 0.3
+
+
+def shrunk_whitening(samples: torch.Tensor, shrinkage: float = DEFAULT_SHRINKAGE) -> torch.Tensor:
+    """``(C + shrinkage * tr(C) / d * I) ** -1/2`` of the covariance ``C`` of ``samples`` ``(N, d)``.
+
+    Returns a symmetric ``(d, d)`` float64 matrix to right-multiply row vectors with;
+    the identity when the samples do not vary (nothing to whiten against).
+    """
+    if samples.ndim != 2 or samples.shape[0] < 2:
+        raise ValueError(f"need an (N >= 2, d) sample matrix, got {tuple(samples.shape)}")
+    if not shrinkage > 0:
+        raise ValueError(f"shrinkage must be > 0, got {shrinkage}")
+    x = samples.double()
+    d = x.shape[1]
+    cov = torch.cov(x.T).reshape(d, d)
+    total = float(torch.trace(cov))
+    eye = torch.eye(d, dtype=torch.float64)
+    if total <= 1e-12:
+        return eye
+    eigenvalues, vectors = torch.linalg.eigh(cov + shrinkage * total / d * eye)
+    return vectors @ torch.diag(eigenvalues.rsqrt()) @ vectors.T

@@ -1,0 +1,32 @@
+"""Shrunk colour whitening: the formula, the degenerate case and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qc_models.detectors.colour import shrunk_whitening
+
+
+def test_whitening_inverts_the_shrunk_covariance() -> None:
+    gen = torch.Generator().manual_seed(0)
+    brightness = torch.randn(500, 1, generator=gen) * 10.0
+    samples = brightness * torch.tensor([[1.0, 0.9, 0.7]]) + 0.1 * torch.randn(500, 3, generator=gen)
+    w = shrunk_whitening(samples, shrinkage=0.3)
+    cov = torch.cov(samples.double().T)
+    shrunk = cov + 0.3 * torch.trace(cov) / 3 * torch.eye(3, dtype=torch.float64)
+    assert torch.allclose(w @ shrunk @ w, torch.eye(3, dtype=torch.float64), atol=1e-8)
+    assert torch.allclose(w, w.T)
+    # The shrinkage bounds the amplification: eigenvalues of the shrunk covariance lie in
+    # [s tr/3, tr (1 + s/3)], so gains differ by at most sqrt((3 + s) / s); nearly reached here (rank-1 colour).
+    gains = torch.linalg.eigvalsh(w)
+    ratio = float(gains.max() / gains.min())
+    assert 2.5 < ratio <= ((3 + 0.3) / 0.3) ** 0.5 + 1e-6
+
+
+def test_constant_colour_gives_identity_and_bad_input_is_refused() -> None:
+    assert torch.equal(shrunk_whitening(torch.full((10, 3), 0.5)), torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="sample matrix"):
+        shrunk_whitening(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="shrinkage"):
+        shrunk_whitening(torch.randn(10, 3), shrinkage=0.0)
