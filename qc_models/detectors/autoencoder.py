@@ -131,8 +131,8 @@ class ConvAutoencoder(LearnedMapDetector):
         self.depth = int(depth)
         self.ssim_weight = float(ssim_weight)
         self.colour_sigma = float(colour_sigma)
-        if not colour_shrinkage > 0:
-            raise ValueError(f"colour_shrinkage must be > 0, got {colour_shrinkage}")
+        if not (np.isfinite(colour_shrinkage) and colour_shrinkage > 0):
+            raise ValueError(f"colour_shrinkage must be a finite number > 0, got {colour_shrinkage}")
         self.colour_shrinkage = float(colour_shrinkage)
         #: 3x3 whitening of the blurred colour residual (identity: plain squared RGB difference).
         self.colour_whitening_: torch.Tensor = torch.eye(3)
@@ -199,7 +199,6 @@ class ConvAutoencoder(LearnedMapDetector):
             (x_val[s : s + self.batch_size],) * 2 for s in range(0, len(x_val), self.batch_size)
         ]
         self._train(net, batches, self._loss, val_batches, progress)
-        self.colour_whitening_ = torch.eye(3)
         residual = self._colour_residual(x)  # (N, 3, h, w) with the plain RGB metric
         self.colour_whitening_ = shrunk_whitening(residual.permute(0, 2, 3, 1).reshape(-1, 3), self.colour_shrinkage).float()
         self.error_stats_ = self._error_stats(x)

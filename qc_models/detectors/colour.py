@@ -35,3 +35,13 @@ def shrunk_whitening(samples: torch.Tensor, shrinkage: float = DEFAULT_SHRINKAGE
         return eye
     eigenvalues, vectors = torch.linalg.eigh(cov + shrinkage * total / d * eye)
     return vectors @ torch.diag(eigenvalues.rsqrt()) @ vectors.T
+
+
+def scaled_whitening(colour: torch.Tensor, target_variance: float, shrinkage: float = DEFAULT_SHRINKAGE) -> torch.Tensor:
+    """:func:`shrunk_whitening` of ``colour`` ``(N, 3)``, scaled so the transformed colours' total
+    variance is ``target_variance``; float32. Identity when the colour does not vary or the target is 0."""
+    x = colour.double()
+    if float(x.var(dim=0).sum()) <= 1e-12 or target_variance <= 0:  # nothing to scale against
+        return torch.eye(x.shape[1])
+    transform = shrunk_whitening(x, shrinkage)
+    return (transform * (target_variance / float((x @ transform).var(dim=0).sum())) ** 0.5).float()

@@ -60,7 +60,7 @@ from qc_models.detectors.base import (
     images_to_tensor,
     maps_to_input_sizes,
 )
-from qc_models.detectors.colour import DEFAULT_SHRINKAGE, shrunk_whitening
+from qc_models.detectors.colour import DEFAULT_SHRINKAGE, scaled_whitening
 from qc_models.detectors.coreset import select_coreset
 from qc_models.detectors.map_ops import gaussian_blur
 from qc_models.detectors.nearest_neighbours import NearestNeighbourIndex, nearest_neighbours
@@ -319,13 +319,8 @@ class PatchCore(Detector):
         isotropic 0.773 / 0.868; shrinkage 0.01 / 0.1 / 0.3 / 1: 0.769 / 0.870, 0.780 / 0.873,
         0.784 / 0.874, 0.780 / 0.872 (docs/results.md).
         """
-        colour = features[:, -COLOUR_CHANNELS:].double()
         net_var = float(features[:, :-COLOUR_CHANNELS].var(dim=0).sum())
-        if float(colour.var(dim=0).sum()) <= 1e-12 or net_var <= 0:  # uniform colour: nothing to scale against
-            return torch.eye(COLOUR_CHANNELS)
-        transform = shrunk_whitening(colour, self.colour_shrinkage)
-        whitened_var = float((colour @ transform).var(dim=0).sum())
-        return (transform * np.sqrt(self.colour_weight * net_var / whitened_var)).float()
+        return scaled_whitening(features[:, -COLOUR_CHANNELS:], self.colour_weight * net_var, self.colour_shrinkage)
 
     def _set_bank(self, bank: torch.Tensor) -> None:
         self.memory_bank_ = bank
