@@ -152,8 +152,9 @@ with tab_eval:
         right.caption("Members are weighted by how well each separates held-out good images from synthetic anomalies "
                       "made from them (synthetic_auroc), so a weak member gets little say. validation_auroc, when "
                       "shown, is each member's separation on the labelled validation folder."
-                      + (" Scores enter as log-compressed z-scores, so no member outvotes the others by its scale."
-                         if ensemble.detector.score_transform == "signed_log1p" else ""))
+                      + (" Scores enter as z-scores compressed far beyond any threshold (log-compressed above 20), so "
+                         "no member outvotes the others by its scale alone."
+                         if ensemble.detector.score_transform != "linear" else ""))
     if st.button("Evaluate on the test split", icon=":material/fact_check:",
                  help="Scores every test image with every model; metrics are stored in model.json."):
         mset = state.model_set(str(cfg.models_dir), category)

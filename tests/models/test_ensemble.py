@@ -67,21 +67,23 @@ def test_combine_maps_and_json_round_trip() -> None:
 
 def test_compressed_scores_let_the_weights_decide_and_old_artifacts_stay_linear() -> None:
     # Member "tiny" has a near-constant good score, so one odd good image reaches z = 500;
-    # member "main" (3x the weight) ranks that image as plainly good and a defect as z = 8.
-    z = {"main": np.array([0.0, 8.0]), "tiny": np.array([500.0, 2.0])}  # [odd good image, defect]
+    # member "main" (3x the weight) ranks that image as plainly good and a defect as z = 12.
+    z = {"main": np.array([0.0, 12.0]), "tiny": np.array([500.0, 2.0])}  # [odd good image, defect]
     ens = Ensemble({"main": 0.75, "tiny": 0.25})
-    assert ens.score_transform == "signed_log1p"
+    assert ens.score_transform == "knee_log"
     good, defect = ens.combine_scores(z)
-    assert defect > good  # linearly: 0.25 * 500 = 125 > 0.75 * 8 + 0.25 * 2 = 6.5
-    expected = 0.75 * np.log1p(8.0) + 0.25 * np.log1p(2.0)
-    assert defect == pytest.approx(expected)
-    assert ens.combine_scores({"main": np.array([-3.0]), "tiny": np.array([0.0])})[0] == pytest.approx(-0.75 * np.log1p(3.0))
-    assert Ensemble.from_dict(ens.to_dict()).score_transform == "signed_log1p"
+    assert defect > good  # linearly: 0.25 * 500 = 125 > 0.75 * 12 + 0.25 * 2 = 9.5
+    assert good == pytest.approx(0.25 * (20.0 + np.log1p(480.0)))
+    assert defect == pytest.approx(9.5)  # below the knee nothing changes: decisions keep their margins
+    assert ens.combine_scores({"main": np.array([-30.0]), "tiny": np.array([0.0])})[0] == pytest.approx(-0.75 * (20 + np.log1p(10.0)))
+    assert Ensemble.from_dict(ens.to_dict()).score_transform == "knee_log"
     # An ensemble saved before the transform existed was calibrated on linear sums: keep them.
     legacy = {"weights": {"main": 0.75, "tiny": 0.25}}
     old = Ensemble.from_dict(legacy)
     assert old.score_transform == "linear"
     assert old.combine_scores(z)[0] == pytest.approx(125.0)
+    logged = Ensemble.from_dict({**legacy, "score_transform": "signed_log1p"})
+    assert logged.combine_scores(z)[1] == pytest.approx(0.75 * np.log1p(12.0) + 0.25 * np.log1p(2.0))
     with pytest.raises(EnsembleError, match="score_transform"):
         Ensemble.from_dict({**legacy, "score_transform": "cube"})
     with pytest.raises(EnsembleError, match="unknown score transform"):

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from qc_models import registry
 from qc_models.calibration import Calibrator
-from qc_models.detectors.ensemble import Ensemble
+from qc_models.detectors.ensemble import Ensemble, transform_scores
 from qc_models.registry import ModelError
 from tests.models.standin import defective_image, good_image, standin_class
 
@@ -169,7 +169,7 @@ def test_model_set_scores_batches_and_ensemble(tmp_path: Path, standins: dict[st
             assert r.is_defective[name] == (r.normalised[name] > 0.5)
             assert 0.0 < r.normalised[name] < 1.0
     z = {n: mset.members[n].calibrator.standardise(results[0].raw[n]) for n in ("cae", "unet")}
-    c = {n: np.sign(v) * np.log1p(abs(v)) for n, v in z.items()}  # the ensemble's compressed z-scores
+    c = {n: transform_scores(np.array([v]), "knee_log")[0] for n, v in z.items()}  # the ensemble's compressed z-scores
     assert results[0].raw["ensemble"] == pytest.approx(0.8 * c["cae"] + 0.2 * c["unet"])
 
 
