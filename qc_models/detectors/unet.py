@@ -24,6 +24,17 @@ validation set never moves.
 The anomaly map is the smoothed defect probability; the image score is its
 maximum (or a tail mean, ``score_fraction > 0``).
 
+Parts turned to one pose (``align=True``) are also compared with the typical good
+part: the network sees ``input - reference`` beside the input, where the reference
+is the pixel-wise median of the aligned fit images (``reference``; by default on
+exactly when aligned; no flip augmentation then). On its own an image of a bent tab
+is "a tab", and only the difference from where tabs belong shows the bend. Measured
+on metal_nut (102 fit images, the large test split, seeds 0 / 1), image AUROC
+without -> with: 0.585 -> 0.728 / 0.647 -> 0.774 (bent 0.46 -> 0.97 / 0.44 -> 1.00;
+colour defects fell 0.62 -> 0.61 / 0.84 -> 0.61, which PatchCore and the CAE
+catch at 0.97-0.99); screw 0.496 -> 0.490. Centring both images' colour before the
+difference did worse (0.660).
+
 Defaults (150 epochs, patience 30) were measured on the demo categories (102 fit
 images, 128 px, 2 threads): the validation loss on synthetic anomalies plateaus
 for 10-20 epochs early on, so patience 10 stopped carpet at epoch 25 and metal_nut
@@ -37,6 +48,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -72,22 +84,35 @@ class UNet(nn.Module):
 
     The stem halves the resolution first: the encoder/decoder then cost a quarter,
     and the logits are upsampled back, which loses nothing visible once the map is smoothed.
+    With a ``reference`` image (``(1, 3, H, W)``, normalised like the input) the network also
+    sees ``input - reference``: for parts turned to one pose, the difference from the typical
+    good part, which a shape change (a bent tab) shows and the image alone does not.
     """
 
-    def __init__(self, base_channels: int = 16, depth: int = 3) -> None:
+    def __init__(self, base_channels: int = 16, depth: int = 3, reference: torch.Tensor | None = None) -> None:
         super().__init__()
         chans = [base_channels * 2**i for i in range(depth + 1)]
+        in_channels = 3 if reference is None else 6
         self.stem = nn.Sequential(
-            nn.Conv2d(3, chans[0], 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)
+            nn.Conv2d(in_channels, chans[0], 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(chans[0]), nn.ReLU(inplace=True)
         )
         self.downs = nn.ModuleList([_block(chans[0], chans[0])] + [_block(chans[i], chans[i + 1]) for i in range(depth)])
         self.ups = nn.ModuleList([_block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth))])
         self.head = nn.Conv2d(chans[0], 1, 1)
         # Start from "defects are rare" (p ~ 1 %), as RetinaNet does: stable, faster focal-loss training.
         nn.init.constant_(self.head.bias, -4.6)
+        self.reference: torch.Tensor | None
+        if reference is None:
+            self.reference = None
+        else:
+            self.register_buffer("reference", reference.detach().clone().float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
+        if self.reference is not None:
+            if self.reference.shape[-2:] != size:
+                raise ValueError(f"U-Net input is {tuple(size)} px, its reference image {tuple(self.reference.shape[-2:])}")
+            x = torch.cat([x, x - self.reference], 1)
         x = self.stem(x)
         skips = []
         for i, down in enumerate(self.downs):
@@ -109,6 +134,27 @@ def focal_dice_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2
     prob = torch.sigmoid(logits)
     dice = 1.0 - (2.0 * (prob * target).sum() + 1.0) / (prob.sum() + target.sum() + 1.0)
     return focal + dice_weight * dice
+
+
+#: The reference image inside the saved network tensors (see :class:`UNet`).
+_REFERENCE_KEY = "net.reference"
+
+
+#: Largest turn (degrees) and shift (share of the side) of :func:`pose_jitter`.
+POSE_JITTER_DEGREES = 3.0
+POSE_JITTER_SHIFT = 0.015
+
+
+def pose_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``image`` turned by up to 3 degrees and shifted by up to 1.5 % of its side (reflected borders).
+
+    Pose estimates are off by a little, and a U-Net comparing with a reference image
+    must learn that the thin difference along every edge this causes is normal.
+    """
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), float(rng.uniform(-POSE_JITTER_DEGREES, POSE_JITTER_DEGREES)), 1.0)
+    m[:, 2] += rng.uniform(-POSE_JITTER_SHIFT, POSE_JITTER_SHIFT, 2) * np.array([w, h])
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
 def _normalise(x_uint8: torch.Tensor) -> torch.Tensor:
@@ -145,6 +191,7 @@ class UNetDetector(LearnedMapDetector):
         max_train_seconds: float | None = None,
         min_epochs: int | None = None,
         align: bool = False,
+        reference: bool | None = None,
     ) -> None:
         if image_size % (2 ** (depth + 1)) != 0:
             raise ValueError(f"image_size ({image_size}) must be a multiple of 2**(depth+1) ({2 ** (depth + 1)})")
@@ -160,6 +207,8 @@ class UNetDetector(LearnedMapDetector):
         self.anomaly_probability = float(anomaly_probability)
         self.focal_gamma = float(focal_gamma)
         self.dice_weight = float(dice_weight)
+        #: Show the network its input's difference from the median good image (None: when aligned).
+        self.reference = None if reference is None else bool(reference)
 
     @staticmethod
     def _check_extra(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -185,11 +234,26 @@ class UNetDetector(LearnedMapDetector):
         return self._net_tensors()
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> "UNetDetector":
-        self._load_net(UNet(self.base_channels, self.depth), tensors)
+        """Restore the network; one saved with a reference image (``net.reference``) gets it back."""
+        ref = tensors.get(_REFERENCE_KEY)
+        if ref is not None and (ref.ndim != 4 or tuple(ref.shape[:2]) != (1, 3) or not ref.is_floating_point()
+                                or not bool(torch.isfinite(ref).all())):
+            raise ValueError(f"UNet state: '{_REFERENCE_KEY}' must be a finite (1, 3, H, W) float tensor")
+        if ref is None and self.reference:
+            raise ValueError(f"UNet state: configured with a reference image but '{_REFERENCE_KEY}' is missing")
+        self._load_net(UNet(self.base_channels, self.depth, None if ref is None else torch.zeros_like(ref)), tensors)
         return self
 
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the (fitted or to-be-fitted) network compares its input with a reference image."""
+        if self.net_ is not None:
+            return getattr(self.net_, "reference", None) is not None
+        return self.align if self.reference is None else self.reference
+
     def describe(self) -> dict[str, Any]:
-        return {**self._training_description(), "extra_defects_used": len(self.extra_defects)}
+        return {**self._training_description(), "extra_defects_used": len(self.extra_defects),
+                "reference_image": self.uses_reference}
 
     # ------------------------------------------------------------ training
 
@@ -207,14 +271,19 @@ class UNetDetector(LearnedMapDetector):
         x = images_to_tensor(images, self.image_size, normalize=False)
         return (x.permute(0, 2, 3, 1) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
-    def _synthesise(self, good: np.ndarray, idx: np.ndarray, rng: np.random.Generator, p: float):
-        """Images ``good[idx]``, each with a synthetic anomaly with probability ``p``, and their masks."""
+    def _synthesise(self, good: np.ndarray, idx: np.ndarray, rng: np.random.Generator, p: float, jitter: bool = False):
+        """Images ``good[idx]``, each with a synthetic anomaly with probability ``p``, and their masks.
+
+        ``jitter`` first turns and shifts each image a little (:func:`pose_jitter`).
+        """
         imgs = good[idx].copy()
         masks = np.zeros(imgs.shape[:3], dtype=np.float32)
-        for j, i in enumerate(idx):
+        for j in range(len(idx)):
+            if jitter:
+                imgs[j] = pose_jitter(imgs[j], rng)
             if rng.random() < p:
                 src = good[int(rng.integers(len(good)))] if len(good) > 1 else None
-                imgs[j], m = add_synthetic_anomaly(good[i], rng, source=src)
+                imgs[j], m = add_synthetic_anomaly(imgs[j], rng, source=src)
                 masks[j] = m
         return torch.from_numpy(imgs), torch.from_numpy(masks)
 
@@ -225,7 +294,12 @@ class UNetDetector(LearnedMapDetector):
         rng, gen, train_idx, val_idx = self._begin_fit(images)
         good = self._resize_u8(images)
         train_good = good[train_idx]
-        self.flips_ = choose_flips(torch.from_numpy(train_good).permute(0, 3, 1, 2).float() / 255.0, self.augment)
+        use_reference = self.align if self.reference is None else self.reference
+        # The median of the fit images (validation ones stay unseen); flipping the input would
+        # break its correspondence with the reference, so no flips then.
+        reference = _normalise(torch.from_numpy(train_good)).median(dim=0).values[None] if use_reference else None
+        self.flips_ = [] if use_reference else choose_flips(
+            torch.from_numpy(train_good).permute(0, 3, 1, 2).float() / 255.0, self.augment)
         extra_x = extra_m = None
         extra_train, extra_val = np.arange(0), np.arange(0)
         if extra_defects:
@@ -251,7 +325,7 @@ class UNetDetector(LearnedMapDetector):
                 if len(idx) < 2 and len(order) > 1:
                     continue  # BatchNorm needs two samples
                 gi, ei = idx[idx < len(train_good)], idx[idx >= len(train_good)] - len(train_good)
-                x, y = self._synthesise(train_good, gi, rng, self.anomaly_probability)
+                x, y = self._synthesise(train_good, gi, rng, self.anomaly_probability, jitter=reference is not None)
                 if len(ei):
                     x, y = torch.cat([x, extra_x[ei]]), torch.cat([y, extra_m[ei]])
                 x, y = random_flips(gen, self.flips_, _normalise(x), y)
@@ -269,7 +343,7 @@ class UNetDetector(LearnedMapDetector):
             val_batches = [(_normalise(vx[s : s + self.batch_size]), vy[s : s + self.batch_size])
                            for s in range(0, len(vx), self.batch_size)]
 
-        self._train(UNet(self.base_channels, self.depth), batches, self._loss, val_batches, progress)
+        self._train(UNet(self.base_channels, self.depth, reference), batches, self._loss, val_batches, progress)
         return self
 
     @property

@@ -171,3 +171,29 @@ def test_unet_labelled_defects_turn_with_their_masks() -> None:
     assert _iou(defect_mask, reference) < 0.5  # as given, the labelled part lies elsewhere
     assert _iou(turned_mask, reference) > 0.75 and turned_img.shape == defect_img.shape
     assert unet.predict([defect_img]).anomaly_maps[0].shape == defect_mask.shape
+
+
+def test_aligned_unet_compares_with_the_median_good_part_and_round_trips() -> None:
+    from qc_models.detectors.unet import UNetDetector
+
+    train = [part_image(float(a), seed=i)[0] for i, a in enumerate((0, 50, 100, 150, 200, 250, 300, 330))]
+    unet = UNetDetector(image_size=32, epochs=2, batch_size=4, align=True, augment="flips").fit(train)
+    ref = unet.net_.reference
+    assert ref is not None and tuple(ref.shape) == (1, 3, 32, 32)
+    assert unet.describe()["reference_image"] is True and unet.flips_ == []  # flips would break the comparison
+    # The reference is the typical aligned part: dark where every aligned part is, light on the background.
+    assert float(ref[0, :, 16, 16].mean()) < float(ref[0, :, 1, 1].mean())
+    tensors = unet.state_tensors()
+    again = UNetDetector(**unet.get_config()).load_state_tensors(tensors)
+    probe = [part_image(77.0, seed=40)[0]]
+    np.testing.assert_allclose(again.predict(probe).image_scores, unet.predict(probe).image_scores, rtol=1e-5)
+
+    # Saved before the reference existed (or without alignment): loads as the plain 3-channel network.
+    plain = UNetDetector(image_size=32, epochs=1, batch_size=4, align=True, reference=False).fit(train)
+    assert plain.net_.reference is None and plain.describe()["reference_image"] is False
+    legacy_config = {k: v for k, v in plain.get_config().items() if k != "reference"}
+    assert UNetDetector(**legacy_config).load_state_tensors(plain.state_tensors()).describe()["reference_image"] is False
+    with pytest.raises(ValueError, match="net.reference"):
+        UNetDetector(**unet.get_config()).load_state_tensors(dict(tensors, **{"net.reference": torch.zeros(3, 32)}))
+    with pytest.raises(ValueError, match="reference image"):
+        UNetDetector(**dict(legacy_config, reference=True)).load_state_tensors(plain.state_tensors())

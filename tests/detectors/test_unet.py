@@ -155,3 +155,18 @@ def test_focal_dice_loss_prefers_the_right_answer() -> None:
     right = torch.where(target > 0, 6.0, -6.0)
     assert focal_dice_loss(right, target) < focal_dice_loss(-right, target)
     assert focal_dice_loss(right, target) < focal_dice_loss(torch.zeros_like(target), target)
+
+
+def test_pose_jitter_moves_a_part_a_little_and_only_a_little() -> None:
+    from qc_models.detectors.unet import pose_jitter
+
+    img = np.zeros((128, 128, 3), np.uint8)
+    img[40:88, 60:68] = 255  # a vertical bar
+    rng = np.random.default_rng(0)
+    moved = [pose_jitter(img, rng) for _ in range(20)]
+    diffs = [float(np.abs(m.astype(int) - img.astype(int)).mean()) for m in moved]
+    assert all(m.shape == img.shape and m.dtype == np.uint8 for m in moved)
+    assert min(diffs) > 0  # every copy moved
+    for m in moved:  # ... but the bar is still about where it was: within ~3 px of its centre
+        ys, xs = np.nonzero(m[..., 0] > 127)
+        assert abs(xs.mean() - 63.5) < 3.5 and abs(ys.mean() - 63.5) < 3.5
