@@ -120,6 +120,16 @@ def tensors_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+def sha_to_tensor(sha: str) -> torch.Tensor:
+    """A hex sha256 as 32 uint8 values, so it can travel among a model's tensors."""
+    return torch.tensor(list(bytes.fromhex(sha)), dtype=torch.uint8)
+
+
+def tensor_to_sha(t: torch.Tensor) -> str:
+    """Inverse of :func:`sha_to_tensor`."""
+    return bytes(t.to(torch.uint8).tolist()).hex()
+
+
 def checkpoints_dir() -> Path:
     """Where torchvision looks for cached weights (``$TORCH_HOME/hub/checkpoints``)."""
     return Path(torch.hub.get_dir()) / "checkpoints"

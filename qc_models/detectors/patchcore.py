@@ -15,6 +15,10 @@ anomalous as its distance to the nearest bank entry. Done as the paper does it:
   feature, whitened with shrinkage (hue counts, not only brightness) and scaled to ``colour_weight``
   x the network features' variance (random filters see texture, hardly colour); see
   :func:`default_border_padding`, :func:`default_colour_weight` and ``_fit_colour_transform``;
+* for parts turned to one pose (``align=True``, random init) the local mean of the image's
+  difference from the median aligned good image is appended too, whitened and scaled to
+  ``reference_weight`` x the network variance (:mod:`qc_models.detectors.reference`): a bent tab
+  is made of normal-looking patches in the wrong place;
 * the memory bank is a greedy k-center coreset (``coreset_ratio`` of all patches) selected on a
   Gaussian random projection (:mod:`qc_models.detectors.coreset`);
 * patch score = exact Euclidean distance to the nearest bank row
@@ -22,24 +26,9 @@ anomalous as its distance to the nearest bank entry. Done as the paper does it:
   re-weighted by the paper's Eq. 7 (``reweight=True``); anomaly map = patch scores bilinearly
   upsampled to ``image_size``, Gaussian-smoothed with sigma 4, then resized to each input's size.
 
-Defaults, measured with ``benchmarks/patchcore_speed.py`` (random-init resnet18, 256 px, 120 good
-images, 2 shared cores): ``coreset_ratio=0.05`` instead of the issue's 0.1, because quality is the
-same within noise (mean pixel AUROC -0.005, image AUROC +0.02 over the four demo categories) while
-nearest-neighbour scoring costs half (about 94 instead of 148 CPU-ms per image); and
-``projection_dim=32`` instead of the paper's 128, because the projected points (N x 32 float32, 16 MB
-for 120 images) stay in the CPU cache, which makes the greedy selection about 10x faster with no
-measurable quality change (6.5 s instead of 63 s at ratio 0.05 on carpet, under load).
-
-Random-init layers (60 train images, 256 px, ratio 0.05; 4 demo + 4 hold-out synthetic
-categories; image AUROC layer2+3 -> layer1+2): carpet 0.79->0.97, wood 0.75->0.88, bottle
-0.98->0.95, metal_nut 0.54->0.54, tile 0.63->0.62, leather 0.48->0.58, screw 0.61->0.65, capsule
-0.67->0.64; mean 0.68->0.73, min 0.48->0.54; pixel AUROC equal or better in all eight (mean
-0.81->0.84). Untrained deeper stages only re-mix and blur local colour/texture statistics, so
-the shallower pair keeps more of what makes a defect visible, at half the feature dimension
-(192 instead of 384: faster coreset and scoring). layer1+2+3, layer1 alone, 1x1 or 5x5
-neighbourhoods, timm-style zero-initialised residual branches and per-image feature centring
-were measured too and were not uniformly better. Trained (ImageNet or local) weights keep the
-paper's layer2+layer3.
+The defaults (coreset ratio 0.05 and 32-dim projection instead of the paper's 0.1 and 128, and
+what changes for random-init backbones and aligned parts), each with what it measured, are in
+:mod:`qc_models.detectors.patchcore_defaults`.
 """
 
 from __future__ import annotations
@@ -64,6 +53,14 @@ from qc_models.detectors.colour import DEFAULT_SHRINKAGE, scaled_whitening
 from qc_models.detectors.coreset import select_coreset
 from qc_models.detectors.map_ops import gaussian_blur
 from qc_models.detectors.nearest_neighbours import NearestNeighbourIndex, nearest_neighbours
+from qc_models.detectors.patchcore_defaults import (
+    default_border_padding,
+    default_colour_weight,
+    default_layers,
+    default_reference_weight,
+    layers_why,
+)
+from qc_models.detectors.reference import check_reference_tensor, local_difference, median_reference
 from qc_models.runtime import configure_torch, seed_everything
 
 #: Sigma (in pixels at ``image_size``) of the Gaussian smoothing of anomaly maps, as in the paper.
@@ -79,65 +76,16 @@ _COLOUR_KEY = "colour_scale"
 _COLOUR_TRANSFORM_KEY = "colour_transform"
 #: Channels of the local-colour features (mean R, G, B of the patch's neighbourhood).
 COLOUR_CHANNELS = 3
+#: Median aligned good image and the 3x3 map of the difference features (see :func:`default_reference_weight`).
+_REFERENCE_KEY = "reference_image"
+_REFERENCE_TRANSFORM_KEY = "reference_transform"
 
 
 #: The patch grid is never finer than layer2's (stride 8), to bound bank size and scoring cost.
 _FINEST_GRID_STRIDE = 8
-#: Feature layers of an untrained backbone (see :func:`default_layers`).
-RANDOM_INIT_LAYERS: tuple[str, ...] = ("layer1", "layer2")
-_LAYERS_WHY = {
-    bb.DEFAULT_LAYERS: "default for trained weights: layer2+layer3, the paper's choice",
-    RANDOM_INIT_LAYERS: "default for weights='none': random-init features are informative only near the pixels",
-}
-
-
-def default_border_padding(weights: str) -> int:
-    """Reflect padding (px) for random-init backbones, none for trained ones (the paper's setting).
-
-    Zero padding inside the network makes border patches unlike interior ones, and each border
-    position has only ``n_images`` examples in the bank, so good images peaked at their corners
-    (the carpet false rejects). Reflecting 32 px of the image first and cropping the feature maps
-    back keeps the border patches interior-like: random-init mean image AUROC 0.712 -> 0.726 over
-    the 8 synthetic categories (60 train images, ratio 0.05).
-    """
-    return 32 if weights == bb.WEIGHTS_NONE else 0
-
-
-def default_colour_weight(weights: str) -> float:
-    """Weight of local mean colour in the patch feature: 1 for random-init backbones, 0 for trained.
-
-    Random filters respond mostly to local contrast, so a stain or tint (wood/metal_nut 'color'
-    defects scored at chance) barely moves the patch feature. The local mean colour is appended,
-    scaled so that its total variance on the training patches is ``colour_weight`` times the
-    network features' total variance. Measured with reflect padding (60 train images, 8 synthetic
-    categories): weight 0 / 0.25 / 1 gives mean image AUROC 0.726 / 0.730 / 0.740 and pixel AUROC
-    0.840 / 0.849 / 0.856. How that variance is shared between brightness and hue is
-    ``colour_shrinkage``'s business (see :meth:`PatchCore._fit_colour_transform`).
-    """
-    return 1.0 if weights == bb.WEIGHTS_NONE else 0.0
-
-
-def default_layers(weights: str) -> tuple[str, ...]:
-    """Feature layers used when none are given: the paper's for trained weights, shallower for random.
-
-    A random-init network has no learned semantics; its deeper layers mostly mix and blur the
-    local colour/texture statistics that make a defect visible. Measured with random-init resnet18
-    on 8 synthetic categories (see the module docstring), layer1+layer2 beat layer2+layer3.
-    """
-    return RANDOM_INIT_LAYERS if weights == bb.WEIGHTS_NONE else bb.DEFAULT_LAYERS
-
-
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _sha_to_tensor(sha: str) -> torch.Tensor:
-    return torch.tensor(list(bytes.fromhex(sha)), dtype=torch.uint8)
-
-
-def _tensor_to_sha(t: torch.Tensor) -> str:
-    return bytes(t.to(torch.uint8).tolist()).hex()
 
 
 class PatchCore(Detector):
@@ -163,6 +111,7 @@ class PatchCore(Detector):
         colour_weight: float | None = None,
         colour_shrinkage: float = DEFAULT_SHRINKAGE,
         align: bool = False,
+        reference_weight: float | None = None,
     ) -> None:
         self.layers_explicit = layers is not None
         self.layers: tuple[str, ...] = tuple(layers) if layers is not None else default_layers(str(weights))
@@ -201,6 +150,13 @@ class PatchCore(Detector):
             raise ValueError(f"colour_shrinkage must be a finite number > 0, got {colour_shrinkage}")
         #: 3x3 map of the colour channels, fitted on the training patches (None: no colour features).
         self.colour_transform_: torch.Tensor | None = None
+        self.reference_weight = (default_reference_weight(self.weights, self.align) if reference_weight is None
+                                 else float(reference_weight))
+        if not (np.isfinite(self.reference_weight) and self.reference_weight >= 0):
+            raise ValueError(f"reference_weight must be a finite number >= 0, got {reference_weight}")
+        #: Median good image ``(1, 3, S, S)`` and the 3x3 map of the difference features (None: off).
+        self.reference_: torch.Tensor | None = None
+        self.reference_transform_: torch.Tensor | None = None
         self._extractor: torch.nn.Module | None = None
         self.weights_info_: dict[str, Any] | None = None
         self.memory_bank_: torch.Tensor | None = None
@@ -209,10 +165,16 @@ class PatchCore(Detector):
     # ------------------------------------------------------------------ features
 
     @property
+    def network_dim(self) -> int:
+        """Channels of the network part of a patch feature (``layers`` summed, or ``embedding_dim``)."""
+        return self.embedding_dim or sum(bb.feature_channels(self.backbone, self.layers))
+
+    @property
     def feature_dim(self) -> int:
-        """Length of one patch feature (channels of ``layers`` summed, or ``embedding_dim``)."""
+        """Length of one patch feature: network channels, then colour, then reference difference (3 each, if on)."""
         colour = COLOUR_CHANNELS if self.colour_weight > 0 else 0
-        return (self.embedding_dim or sum(bb.feature_channels(self.backbone, self.layers))) + colour
+        reference = COLOUR_CHANNELS if self.reference_weight > 0 else 0
+        return self.network_dim + colour + reference
 
     def _set_extractor(self, extractor: torch.nn.Module, info: dict[str, Any]) -> None:
         self._extractor = extractor.to(memory_format=torch.channels_last)
@@ -267,6 +229,11 @@ class PatchCore(Detector):
             if self.colour_transform_ is not None:
                 colour = colour @ self.colour_transform_
             emb = torch.cat([emb, colour], dim=-1)
+        if self.reference_ is not None:  # difference from the typical part, last 3 channels
+            diff = local_difference(x, self.reference_, grid, k)
+            if self.reference_transform_ is not None:
+                diff = diff @ self.reference_transform_
+            emb = torch.cat([emb, diff], dim=-1)
         return emb.contiguous()
 
     # ------------------------------------------------------------------ fit / predict
@@ -282,6 +249,10 @@ class PatchCore(Detector):
         self._ensure_backbone()
         images = self._fit_pose(images)
         self.colour_transform_ = None  # features are extracted untransformed; the transform is fitted on them
+        self.reference_transform_ = None
+        self.reference_ = None
+        if self.reference_weight > 0:
+            self.reference_ = median_reference(images_to_tensor(images, self.image_size))
         features: torch.Tensor | None = None
         pos = 0
         for batch in _batches(images, self.batch_size):
@@ -293,9 +264,18 @@ class PatchCore(Detector):
             pos += flat.shape[0]
             report("extracting features", 0.3 * pos / features.shape[0])
         assert features is not None
+        net_var = float(features[:, : self.network_dim].var(dim=0).sum())
+        start = self.network_dim
         if self.colour_weight > 0:
-            self.colour_transform_ = self._fit_colour_transform(features)
-            features[:, -COLOUR_CHANNELS:] = features[:, -COLOUR_CHANNELS:] @ self.colour_transform_
+            colour = slice(start, start + COLOUR_CHANNELS)
+            self.colour_transform_ = self._fit_colour_transform(features[:, colour], net_var)
+            features[:, colour] = features[:, colour] @ self.colour_transform_
+            start += COLOUR_CHANNELS
+        if self.reference_ is not None:
+            diff = slice(start, start + COLOUR_CHANNELS)
+            self.reference_transform_ = scaled_whitening(features[:, diff], self.reference_weight * net_var,
+                                                         self.colour_shrinkage)
+            features[:, diff] = features[:, diff] @ self.reference_transform_
         index = select_coreset(
             features,
             self.coreset_ratio,
@@ -307,7 +287,7 @@ class PatchCore(Detector):
         report("done", 1.0)
         return self
 
-    def _fit_colour_transform(self, features: torch.Tensor) -> torch.Tensor:
+    def _fit_colour_transform(self, colour: torch.Tensor, net_var: float) -> torch.Tensor:
         """Shrunk whitening of the colour channels, scaled to ``colour_weight`` x the network's variance.
 
         Raw RGB means vary mostly along brightness (wood grain, lighting), so scaled as they are,
@@ -315,12 +295,10 @@ class PatchCore(Detector):
         ``(C + colour_shrinkage * tr(C) / 3 * I) ** -1/2`` of the colour covariance ``C`` on the
         training patches: hue gets a voice of its own, and the shrinkage bounds how far the
         (noisy) hue of grey parts is amplified; a large shrinkage gives the isotropic scale used
-        before. Measured (102 train images, 8 synthetic categories, mean image / pixel AUROC):
-        isotropic 0.773 / 0.868; shrinkage 0.01 / 0.1 / 0.3 / 1: 0.769 / 0.870, 0.780 / 0.873,
-        0.784 / 0.874, 0.780 / 0.872 (docs/results.md).
+        before. Mean image / pixel AUROC over 8 synthetic categories: isotropic 0.773 / 0.868,
+        shrinkage 0.3 0.784 / 0.874 (the sweep is in docs/results.md).
         """
-        net_var = float(features[:, :-COLOUR_CHANNELS].var(dim=0).sum())
-        return scaled_whitening(features[:, -COLOUR_CHANNELS:], self.colour_weight * net_var, self.colour_shrinkage)
+        return scaled_whitening(colour, self.colour_weight * net_var, self.colour_shrinkage)
 
     def _set_bank(self, bank: torch.Tensor) -> None:
         self.memory_bank_ = bank
@@ -391,6 +369,7 @@ class PatchCore(Detector):
             "colour_weight": self.colour_weight,
             "colour_shrinkage": self.colour_shrinkage,
             "align": self.align,
+            "reference_weight": self.reference_weight,
         }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -403,11 +382,14 @@ class PatchCore(Detector):
             raise NotFittedError("PatchCore.state_tensors called before fit()")
         out = {
             _BANK_KEY: self.memory_bank_.contiguous(),
-            _SHA_KEY: _sha_to_tensor(self.weights_info_["weights_sha256"]),
+            _SHA_KEY: bb.sha_to_tensor(self.weights_info_["weights_sha256"]),
             _COLOUR_KEY: torch.tensor([0.0 if self.colour_transform_ is None else 1.0], dtype=torch.float64),
         }
         if self.colour_transform_ is not None:
             out[_COLOUR_TRANSFORM_KEY] = self.colour_transform_.contiguous()
+        if self.reference_ is not None and self.reference_transform_ is not None:
+            out[_REFERENCE_KEY] = self.reference_.contiguous()
+            out[_REFERENCE_TRANSFORM_KEY] = self.reference_transform_.contiguous()
         if self.weights != bb.WEIGHTS_IMAGENET:
             for key, value in self._extractor.state_dict().items():
                 out[_BACKBONE_PREFIX + key] = value.detach().clone().contiguous()
@@ -440,6 +422,7 @@ class PatchCore(Detector):
                 self.colour_transform_ = transform.float().contiguous()
             else:
                 raise ValueError(f"PatchCore state: '{_COLOUR_TRANSFORM_KEY}' present but the colour features are off")
+        self._load_reference(tensors, bank.shape[1])
         if bank.shape[1] != self.feature_dim and not self.layers_explicit and self.embedding_dim is None:
             legacy = bb.DEFAULT_LAYERS  # artifacts saved before ``layers`` existed used the paper's layers
             colour = COLOUR_CHANNELS if self.colour_weight > 0 else 0
@@ -452,7 +435,7 @@ class PatchCore(Detector):
             )
         if _SHA_KEY not in tensors or tensors[_SHA_KEY].numel() != 32:
             raise ValueError(f"PatchCore state: '{_SHA_KEY}' missing or malformed")
-        sha = _tensor_to_sha(tensors[_SHA_KEY])
+        sha = bb.tensor_to_sha(tensors[_SHA_KEY])
         if self.weights == bb.WEIGHTS_IMAGENET:
             extractor, info = bb.load_backbone(self.backbone, bb.WEIGHTS_IMAGENET, self.seed)
             if info["weights_sha256"] != sha:
@@ -478,6 +461,26 @@ class PatchCore(Detector):
         self._set_bank(bank.float().contiguous())
         return self
 
+    def _load_reference(self, tensors: dict[str, torch.Tensor], bank_width: int) -> None:
+        """Restore the reference image and its transform; a model saved before they existed loads without."""
+        ref, transform = tensors.get(_REFERENCE_KEY), tensors.get(_REFERENCE_TRANSFORM_KEY)
+        self.reference_ = self.reference_transform_ = None
+        if ref is None and transform is None:
+            if self.reference_weight > 0:
+                if bank_width == self.feature_dim:
+                    raise ValueError(f"PatchCore state: '{_REFERENCE_KEY}' missing (the memory bank has its channels)")
+                self.reference_weight = 0.0  # saved before the reference features existed
+            return
+        if self.reference_weight <= 0:
+            raise ValueError(f"PatchCore state: '{_REFERENCE_KEY}' present but the reference features are off")
+        if ref is None or transform is None:
+            raise ValueError(f"PatchCore state: '{_REFERENCE_KEY}' and '{_REFERENCE_TRANSFORM_KEY}' must come together")
+        if (transform.shape != (COLOUR_CHANNELS, COLOUR_CHANNELS) or not transform.is_floating_point()
+                or not bool(torch.isfinite(transform).all())):
+            raise ValueError(f"PatchCore state: '{_REFERENCE_TRANSFORM_KEY}' must be a finite 3x3 float matrix")
+        self.reference_ = check_reference_tensor(ref, self.image_size, f"PatchCore state: {_REFERENCE_KEY}")
+        self.reference_transform_ = transform.float().contiguous()
+
     def describe(self) -> dict[str, Any]:
         """Backbone weights used (name, source, sha256, pretrained) and the memory-bank size."""
         info = dict(self.weights_info_) if self.weights_info_ is not None else {
@@ -490,8 +493,6 @@ class PatchCore(Detector):
             info["memory_bank_size"] = int(self.memory_bank_.shape[0])
             info["feature_dim"] = int(self.memory_bank_.shape[1])
         info["feature_layers"] = list(self.layers)
-        default = default_layers(self.weights)
-        info["feature_layers_why"] = (
-            _LAYERS_WHY[default] if self.layers == default else f"non-default (default here: {'+'.join(default)})"
-        )
+        info["reference_image"] = self.reference_ is not None if self.memory_bank_ is not None else self.reference_weight > 0
+        info["feature_layers_why"] = layers_why(self.layers, self.weights)
         return info

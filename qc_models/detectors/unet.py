@@ -63,6 +63,7 @@ from qc_models.detectors.base import (
     images_to_tensor,
 )
 from qc_models.detectors.learned import LearnedMapDetector
+from qc_models.detectors.reference import check_reference_tensor, median_reference
 from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly
 from qc_models.detectors.torch_training import choose_flips, random_flips
 from qc_models.runtime import configure_torch
@@ -236,9 +237,8 @@ class UNetDetector(LearnedMapDetector):
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> "UNetDetector":
         """Restore the network; one saved with a reference image (``net.reference``) gets it back."""
         ref = tensors.get(_REFERENCE_KEY)
-        if ref is not None and (ref.ndim != 4 or tuple(ref.shape[:2]) != (1, 3) or not ref.is_floating_point()
-                                or not bool(torch.isfinite(ref).all())):
-            raise ValueError(f"UNet state: '{_REFERENCE_KEY}' must be a finite (1, 3, H, W) float tensor")
+        if ref is not None:
+            ref = check_reference_tensor(ref, self.image_size, f"UNet state: {_REFERENCE_KEY}")
         if ref is None and self.reference:
             raise ValueError(f"UNet state: configured with a reference image but '{_REFERENCE_KEY}' is missing")
         self._load_net(UNet(self.base_channels, self.depth, None if ref is None else torch.zeros_like(ref)), tensors)
@@ -297,7 +297,7 @@ class UNetDetector(LearnedMapDetector):
         use_reference = self.align if self.reference is None else self.reference
         # The median of the fit images (validation ones stay unseen); flipping the input would
         # break its correspondence with the reference, so no flips then.
-        reference = _normalise(torch.from_numpy(train_good)).median(dim=0).values[None] if use_reference else None
+        reference = median_reference(_normalise(torch.from_numpy(train_good))) if use_reference else None
         self.flips_ = [] if use_reference else choose_flips(
             torch.from_numpy(train_good).permute(0, 3, 1, 2).float() / 255.0, self.augment)
         extra_x = extra_m = None
