@@ -84,7 +84,9 @@ with tab_train:
                                         "none: random init, for demonstration only.")
         t_align = st.radio("Pose alignment", list(ALIGN_MODES), horizontal=True, key="train_align",
                            help="Turn and centre parts to the training pose before scoring (parts that lie at random "
-                                "angles). auto decides from the good images; the decision is in each model.json.")
+                                "angles); PatchCore and the U-Net then also compare each part with the median good "
+                                "part, which shows bent or misshapen parts. auto decides from the good images; the "
+                                "decision is in each model.json.")
         with st.expander("Labelled folders (optional, never the test set)"):
             f = st.columns(2)
             t_validation = f[0].text_input(
