@@ -60,7 +60,7 @@ from qc_models.detectors.patchcore_defaults import (
     default_reference_weight,
     layers_why,
 )
-from qc_models.detectors.reference import check_reference_tensor, local_difference, median_reference
+from qc_models.detectors.reference import check_reference_tensor, local_difference, median_reference, reference_sample
 from qc_models.runtime import configure_torch, seed_everything
 
 #: Sigma (in pixels at ``image_size``) of the Gaussian smoothing of anomaly maps, as in the paper.
@@ -252,7 +252,7 @@ class PatchCore(Detector):
         self.reference_transform_ = None
         self.reference_ = None
         if self.reference_weight > 0:
-            self.reference_ = median_reference(images_to_tensor(images, self.image_size))
+            self.reference_ = median_reference(images_to_tensor(reference_sample(images), self.image_size))
         features: torch.Tensor | None = None
         pos = 0
         for batch in _batches(images, self.batch_size):

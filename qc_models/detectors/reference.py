@@ -9,20 +9,33 @@ local mean of that difference to its patch features; the U-Net reads it as extra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+T = TypeVar("T")
+
 #: The median is taken over at most this many images (evenly spaced), to bound memory on big sets.
 MAX_REFERENCE_IMAGES = 256
+
+
+def reference_sample(items: Sequence[T]) -> list[T]:
+    """At most :data:`MAX_REFERENCE_IMAGES` of ``items``, evenly spaced: pick them before converting to tensors."""
+    n = len(items)
+    if n <= MAX_REFERENCE_IMAGES:
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, n - 1, MAX_REFERENCE_IMAGES).round()]
 
 
 def median_reference(images: torch.Tensor) -> torch.Tensor:
     """Pixel-wise median ``(1, C, H, W)`` of ``(N, C, H, W)`` images (at most 256 of them, evenly spaced)."""
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError(f"median_reference needs a non-empty (N, C, H, W) batch, got shape {tuple(images.shape)}")
-    n = images.shape[0]
-    if n > MAX_REFERENCE_IMAGES:
-        images = images[torch.linspace(0, n - 1, MAX_REFERENCE_IMAGES).round().long()]
+    if images.shape[0] > MAX_REFERENCE_IMAGES:
+        images = images[torch.from_numpy(np.linspace(0, images.shape[0] - 1, MAX_REFERENCE_IMAGES).round()).long()]
     return images.median(dim=0).values[None].contiguous()
 
 

@@ -63,7 +63,7 @@ from qc_models.detectors.base import (
     images_to_tensor,
 )
 from qc_models.detectors.learned import LearnedMapDetector
-from qc_models.detectors.reference import check_reference_tensor, median_reference
+from qc_models.detectors.reference import check_reference_tensor, median_reference, reference_sample
 from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly
 from qc_models.detectors.torch_training import choose_flips, random_flips
 from qc_models.runtime import configure_torch
@@ -297,7 +297,8 @@ class UNetDetector(LearnedMapDetector):
         use_reference = self.align if self.reference is None else self.reference
         # The median of the fit images (validation ones stay unseen); flipping the input would
         # break its correspondence with the reference, so no flips then.
-        reference = median_reference(_normalise(torch.from_numpy(train_good))) if use_reference else None
+        reference = (median_reference(_normalise(torch.from_numpy(np.stack(reference_sample(train_good)))))
+                     if use_reference else None)
         self.flips_ = [] if use_reference else choose_flips(
             torch.from_numpy(train_good).permute(0, 3, 1, 2).float() / 255.0, self.augment)
         extra_x = extra_m = None

@@ -241,3 +241,17 @@ def test_patchcore_reference_features_see_a_part_that_is_the_wrong_shape() -> No
     assert legacy.reference_weight == 0.0 and not legacy.describe()["reference_image"]
     with pytest.raises(ValueError, match="reference features are off"):
         PatchCore(**legacy_config, reference_weight=0.0).load_state_tensors(tensors)
+
+
+def test_reference_is_the_median_of_an_even_sample() -> None:
+    from qc_models.detectors.reference import MAX_REFERENCE_IMAGES, median_reference, reference_sample
+
+    items = list(range(3 * MAX_REFERENCE_IMAGES))
+    picked = reference_sample(items)
+    assert len(picked) == MAX_REFERENCE_IMAGES and picked[0] == 0 and picked[-1] == items[-1]
+    assert reference_sample(items[:5]) == items[:5]
+    stack = torch.stack([torch.full((3, 4, 4), float(v)) for v in (0, 1, 2, 10, 11)])
+    ref = median_reference(stack)
+    assert tuple(ref.shape) == (1, 3, 4, 4) and bool((ref == 2).all())  # the median, not the mean (4.8)
+    with pytest.raises(ValueError, match="non-empty"):
+        median_reference(torch.zeros(0, 3, 4, 4))
