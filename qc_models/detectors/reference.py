@@ -31,11 +31,9 @@ def reference_sample(items: Sequence[T]) -> list[T]:
 
 
 def median_reference(images: torch.Tensor) -> torch.Tensor:
-    """Pixel-wise median ``(1, C, H, W)`` of ``(N, C, H, W)`` images (at most 256 of them, evenly spaced)."""
+    """Pixel-wise median ``(1, C, H, W)`` of ``(N, C, H, W)`` images (pass a :func:`reference_sample`)."""
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError(f"median_reference needs a non-empty (N, C, H, W) batch, got shape {tuple(images.shape)}")
-    if images.shape[0] > MAX_REFERENCE_IMAGES:
-        images = images[torch.from_numpy(np.linspace(0, images.shape[0] - 1, MAX_REFERENCE_IMAGES).round()).long()]
     return images.median(dim=0).values[None].contiguous()
 
 
