@@ -83,6 +83,13 @@ _REFERENCE_TRANSFORM_KEY = "reference_transform"
 
 #: The patch grid is never finer than layer2's (stride 8), to bound bank size and scoring cost.
 _FINEST_GRID_STRIDE = 8
+def _colour_matrix(tensor: torch.Tensor, key: str) -> torch.Tensor:
+    """A saved 3x3 transform of colour-like channels, or ValueError naming its tensor."""
+    if tensor.shape != (COLOUR_CHANNELS, COLOUR_CHANNELS) or not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"PatchCore state: '{key}' must be a finite 3x3 float matrix")
+    return tensor.float().contiguous()
+
+
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -416,10 +423,7 @@ class PatchCore(Detector):
             if transform is None:  # saved before the whitening: an isotropic scale
                 self.colour_transform_ = scale * torch.eye(COLOUR_CHANNELS) if scale > 0 else None
             elif scale > 0:
-                if (transform.shape != (COLOUR_CHANNELS, COLOUR_CHANNELS) or not transform.is_floating_point()
-                        or not bool(torch.isfinite(transform).all())):
-                    raise ValueError(f"PatchCore state: '{_COLOUR_TRANSFORM_KEY}' must be a finite 3x3 float matrix")
-                self.colour_transform_ = transform.float().contiguous()
+                self.colour_transform_ = _colour_matrix(transform, _COLOUR_TRANSFORM_KEY)
             else:
                 raise ValueError(f"PatchCore state: '{_COLOUR_TRANSFORM_KEY}' present but the colour features are off")
         self._load_reference(tensors, bank.shape[1])
@@ -475,11 +479,8 @@ class PatchCore(Detector):
             raise ValueError(f"PatchCore state: '{_REFERENCE_KEY}' present but the reference features are off")
         if ref is None or transform is None:
             raise ValueError(f"PatchCore state: '{_REFERENCE_KEY}' and '{_REFERENCE_TRANSFORM_KEY}' must come together")
-        if (transform.shape != (COLOUR_CHANNELS, COLOUR_CHANNELS) or not transform.is_floating_point()
-                or not bool(torch.isfinite(transform).all())):
-            raise ValueError(f"PatchCore state: '{_REFERENCE_TRANSFORM_KEY}' must be a finite 3x3 float matrix")
+        self.reference_transform_ = _colour_matrix(transform, _REFERENCE_TRANSFORM_KEY)
         self.reference_ = check_reference_tensor(ref, self.image_size, f"PatchCore state: {_REFERENCE_KEY}")
-        self.reference_transform_ = transform.float().contiguous()
 
     def describe(self) -> dict[str, Any]:
         """Backbone weights used (name, source, sha256, pretrained) and the memory-bank size."""
