@@ -9,6 +9,7 @@ Persisting goes through ``get_config`` (JSON-able) and ``state_tensors``
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,9 +64,15 @@ class Detector(ABC):
     def predict(self, images: Sequence[np.ndarray]) -> Prediction:
         """Score images; anomaly maps come back at each input image's resolution."""
 
-    @abstractmethod
     def get_config(self) -> dict[str, Any]:
-        """The ``__init__`` parameters as a JSON-able dict (``cls(**config)`` rebuilds it)."""
+        """Every ``__init__`` parameter from the attribute of the same name (scikit-learn's ``get_params``).
+
+        Detectors keep each argument as ``self.<name>`` (resolved defaults included), so
+        ``cls(**get_config())`` rebuilds an identical, unfitted detector; tuples become lists (JSON).
+        """
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n not in ("self", "args", "kwargs")]
+        values = {n: getattr(self, n) for n in names}
+        return {n: list(v) if isinstance(v, tuple) else v for n, v in values.items()}
 
     @abstractmethod
     def state_tensors(self) -> dict[str, torch.Tensor]:

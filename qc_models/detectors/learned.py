@@ -8,7 +8,6 @@ one (e.g. BatchNorm or serialisation) reaches both.
 
 from __future__ import annotations
 
-import inspect
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -118,15 +117,6 @@ class LearnedMapDetector(Detector):
             out.update(self.training_.summary())
             out["flips"] = ["horizontal" if d == -1 else "vertical" for d in self.flips_]
         return out
-
-    def get_config(self) -> dict[str, Any]:
-        """Every constructor parameter from the attribute of the same name (scikit-learn's ``get_params``).
-
-        Subclasses keep each ``__init__`` argument as ``self.<name>``, so ``Cls(**get_config())``
-        rebuilds an identical, unfitted detector.
-        """
-        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
-        return {n: getattr(self, n) for n in names}
 
     @abstractmethod
     def anomaly_maps_internal(self, images: Sequence[np.ndarray]) -> torch.Tensor:

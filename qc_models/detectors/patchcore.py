@@ -19,6 +19,10 @@ anomalous as its distance to the nearest bank entry. Done as the paper does it:
   difference from the median aligned good image is appended too, whitened and scaled to
   ``reference_weight`` x the network variance (:mod:`qc_models.detectors.reference`): a bent tab
   is made of normal-looking patches in the wrong place;
+* with a random-init backbone each patch is also matched against its own image's patches outside
+  a window of ``self_match_radius`` patches, which may lower its score to ``self_match_floor`` x
+  the bank distance (:mod:`qc_models.detectors.self_similarity`): goods that differ from the bank
+  as a whole (a rarer colour) no longer score high everywhere, while a defect has no twin;
 * the memory bank is a greedy k-center coreset (``coreset_ratio`` of all patches) selected on a
   Gaussian random projection (:mod:`qc_models.detectors.coreset`);
 * patch score = exact Euclidean distance to the nearest bank row
@@ -41,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from qc_models.detectors import backbone as bb
+from qc_models.detectors import self_similarity as own
 from qc_models.detectors.base import (
     Detector,
     NotFittedError,
@@ -58,6 +63,7 @@ from qc_models.detectors.patchcore_defaults import (
     default_colour_weight,
     default_layers,
     default_reference_weight,
+    default_self_match_radius,
     layers_why,
 )
 from qc_models.detectors.reference import check_reference_tensor, local_difference, median_reference, reference_sample
@@ -79,6 +85,8 @@ COLOUR_CHANNELS = 3
 #: Median aligned good image and the 3x3 map of the difference features (see :func:`default_reference_weight`).
 _REFERENCE_KEY = "reference_image"
 _REFERENCE_TRANSFORM_KEY = "reference_transform"
+#: (radius, floor) of own-image matching; artifacts saved before it existed lack it and score without it.
+_SELF_MATCH_KEY = "self_match"
 
 
 #: The patch grid is never finer than layer2's (stride 8), to bound bank size and scoring cost.
@@ -119,6 +127,8 @@ class PatchCore(Detector):
         colour_shrinkage: float = DEFAULT_SHRINKAGE,
         align: bool = False,
         reference_weight: float | None = None,
+        self_match_radius: int | None = None,
+        self_match_floor: float = own.DEFAULT_FLOOR,
     ) -> None:
         self.layers_explicit = layers is not None
         self.layers: tuple[str, ...] = tuple(layers) if layers is not None else default_layers(str(weights))
@@ -161,6 +171,10 @@ class PatchCore(Detector):
                                  else float(reference_weight))
         if not (np.isfinite(self.reference_weight) and self.reference_weight >= 0):
             raise ValueError(f"reference_weight must be a finite number >= 0, got {reference_weight}")
+        self.self_match_radius = (default_self_match_radius(self.weights) if self_match_radius is None
+                                  else int(self_match_radius))
+        self.self_match_floor = float(self_match_floor)
+        own.check_self_match(self.self_match_radius, self.self_match_floor)
         #: Median good image ``(1, 3, S, S)`` and the 3x3 map of the difference features (None: off).
         self.reference_: torch.Tensor | None = None
         self.reference_transform_: torch.Tensor | None = None
@@ -351,33 +365,15 @@ class PatchCore(Detector):
             flat = emb.reshape(b, h * w, d)
             dist, idx = self._index.query(flat.reshape(-1, d))
             patch = dist.view(b, h * w)
+            if self.self_match_radius > 0:  # see qc_models.detectors.self_similarity
+                mine = torch.stack([own.own_image_distances(e, self.self_match_radius) for e in emb]).view(b, h * w)
+                patch = own.discount_by_own_image(patch, mine, self.self_match_floor)
             scores.append(self._image_scores(flat, patch, idx.view(b, h * w)))
             up = F.interpolate(patch.view(b, 1, h, w), size=(size, size), mode="bilinear", align_corners=False)
             maps.extend(maps_to_input_sizes(gaussian_blur(up[:, 0], MAP_SIGMA), batch))
         return Prediction(torch.cat(scores).double().numpy(), self._restore_maps(maps, poses))
 
     # ------------------------------------------------------------------ persistence
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "backbone": self.backbone,
-            "weights": self.weights,
-            "image_size": self.image_size,
-            "coreset_ratio": self.coreset_ratio,
-            "projection_dim": self.projection_dim,
-            "neighbourhood": self.neighbourhood,
-            "reweight": self.reweight,
-            "num_neighbours": self.num_neighbours,
-            "embedding_dim": self.embedding_dim,
-            "seed": self.seed,
-            "batch_size": self.batch_size,
-            "layers": list(self.layers),
-            "border_padding": self.border_padding,
-            "colour_weight": self.colour_weight,
-            "colour_shrinkage": self.colour_shrinkage,
-            "align": self.align,
-            "reference_weight": self.reference_weight,
-        }
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Memory bank, backbone weights fingerprint and, unless ImageNet, the backbone itself.
@@ -394,6 +390,8 @@ class PatchCore(Detector):
         }
         if self.colour_transform_ is not None:
             out[_COLOUR_TRANSFORM_KEY] = self.colour_transform_.contiguous()
+        if self.self_match_radius > 0:
+            out[_SELF_MATCH_KEY] = own.self_match_tensor(self.self_match_radius, self.self_match_floor)
         if self.reference_ is not None and self.reference_transform_ is not None:
             out[_REFERENCE_KEY] = self.reference_.contiguous()
             out[_REFERENCE_TRANSFORM_KEY] = self.reference_transform_.contiguous()
@@ -427,6 +425,7 @@ class PatchCore(Detector):
             else:
                 raise ValueError(f"PatchCore state: '{_COLOUR_TRANSFORM_KEY}' present but the colour features are off")
         self._load_reference(tensors, bank.shape[1])
+        self.self_match_radius, self.self_match_floor = own.self_match_from_tensor(tensors.get(_SELF_MATCH_KEY), _SELF_MATCH_KEY)
         if bank.shape[1] != self.feature_dim and not self.layers_explicit and self.embedding_dim is None:
             legacy = bb.DEFAULT_LAYERS  # artifacts saved before ``layers`` existed used the paper's layers
             colour = COLOUR_CHANNELS if self.colour_weight > 0 else 0

@@ -161,10 +161,11 @@ def test_artifact_without_layers_in_config_loads_with_the_paper_layers() -> None
 
 
 def test_reweighting_follows_the_paper_formula(fitted: PatchCore) -> None:
-    weighted = PatchCore(**{**fitted.get_config(), "reweight": True, "num_neighbours": 3})
-    weighted.load_state_tensors(fitted.state_tensors())
+    # The paper's scoring: without own-image matching (an artifact without its tensor scores without it).
+    state = {k: v for k, v in fitted.state_tensors().items() if k != "self_match"}
+    weighted = PatchCore(**{**fitted.get_config(), "reweight": True, "num_neighbours": 3}).load_state_tensors(state)
     images = [_texture(11), _scratched(12)]
-    plain = fitted.predict(images).image_scores
+    plain = PatchCore(**fitted.get_config()).load_state_tensors(state).predict(images).image_scores
     scores = weighted.predict(images).image_scores
     bank = fitted.memory_bank_.double()
     emb = fitted._embed(images).reshape(2, -1, bank.shape[1]).double()
