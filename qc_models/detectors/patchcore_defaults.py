@@ -28,6 +28,7 @@ paper's layer2+layer3.
 from __future__ import annotations
 
 from qc_models.detectors import backbone as bb
+from qc_models.detectors.self_similarity import DEFAULT_RADIUS
 
 #: Feature layers of an untrained backbone (see :func:`default_layers`).
 RANDOM_INIT_LAYERS: tuple[str, ...] = ("layer1", "layer2")
@@ -101,4 +102,4 @@ def default_self_match_radius(weights: str) -> int:
     scored high everywhere (leather 0.731 -> 0.777, tile 0.676 -> 0.724 image AUROC; the full
     measurement is in :mod:`qc_models.detectors.self_similarity`).
     """
-    return 4 if weights == bb.WEIGHTS_NONE else 0
+    return DEFAULT_RADIUS if weights == bb.WEIGHTS_NONE else 0
