@@ -171,7 +171,7 @@ class PatchCore(Detector):
                                  else float(reference_weight))
         if not (np.isfinite(self.reference_weight) and self.reference_weight >= 0):
             raise ValueError(f"reference_weight must be a finite number >= 0, got {reference_weight}")
-        self.self_match_radius = (default_self_match_radius(self.weights) if self_match_radius is None
+        self.self_match_radius = (default_self_match_radius(self.weights, self.image_size) if self_match_radius is None
                                   else int(self_match_radius))
         self.self_match_floor = float(self_match_floor)
         own.check_self_match(self.self_match_radius, self.self_match_floor)

@@ -95,11 +95,15 @@ def layers_why(layers: tuple[str, ...], weights: str) -> str:
     return _LAYERS_WHY[default] if tuple(layers) == default else f"non-default (default here: {'+'.join(default)})"
 
 
-def default_self_match_radius(weights: str) -> int:
-    """Own-image matching window (patches): 4 for random-init backbones, 0 (off, the paper) for trained.
+def default_self_match_radius(weights: str, image_size: int = 256) -> int:
+    """Own-image matching window (patches): 4 at 256 px for random-init backbones, 0 (off, the paper) for trained.
 
-    Measured only with random-init features, where goods that differ from the bank as a whole
-    scored high everywhere (leather 0.731 -> 0.777, tile 0.676 -> 0.724 image AUROC; the full
-    measurement is in :mod:`qc_models.detectors.self_similarity`).
+    Measured only with random-init features at 256 px, where goods that differ from the bank as a
+    whole scored high everywhere (leather 0.731 -> 0.777, tile 0.676 -> 0.724 image AUROC; the
+    full measurement is in :mod:`qc_models.detectors.self_similarity`). The window is meant to
+    cover the same share of the image at any working size (a defect spans the same share), so
+    it scales with ``image_size`` (at least 1 patch); other sizes were not measured.
     """
-    return DEFAULT_RADIUS if weights == bb.WEIGHTS_NONE else 0
+    if weights != bb.WEIGHTS_NONE:
+        return 0
+    return max(1, round(DEFAULT_RADIUS * image_size / 256))

@@ -27,7 +27,7 @@ import torch
 
 from qc_models.detectors.nearest_neighbours import CHUNK_ELEMENTS, squared_norms
 
-#: Default half-width (in patches) of the window a patch may not match inside its own image.
+#: Default half-width (in patches, at 256 px) of the window a patch may not match inside its own image.
 DEFAULT_RADIUS = 4
 #: Default smallest share of the memory-bank distance a patch keeps, however well it matches its image.
 DEFAULT_FLOOR = 0.7

@@ -82,7 +82,7 @@ def test_patchcore_discounts_a_good_image_unlike_the_bank_but_not_a_defect() -> 
     params = {"weights": "none", "image_size": SIZE, "coreset_ratio": 0.25, "batch_size": 4}
     plain = PatchCore(**params, self_match_radius=0).fit(train)
     matched = PatchCore(**params).fit(train)
-    assert (matched.self_match_radius, matched.self_match_floor) == (4, 0.7)  # random-init default
+    assert (matched.self_match_radius, matched.self_match_floor) == (2, 0.7)  # random-init default at 128 px
     assert torch.equal(plain.memory_bank_, matched.memory_bank_)  # only scoring changes
     images = [_texture(100, tint=(0.8, 0.9, 1.0)), _spotted(101)]
     tinted_before, spot_before = plain.predict(images).image_scores
@@ -97,9 +97,9 @@ def test_patchcore_saves_its_setting_and_older_artifacts_score_without_it() -> N
     train = [_texture(s) for s in range(2)]
     model = PatchCore(**params).fit(train)
     state = model.state_tensors()
-    assert torch.equal(state["self_match"], self_match_tensor(4, 0.7))
+    assert torch.equal(state["self_match"], self_match_tensor(2, 0.7))
     restored = PatchCore(**{**model.get_config(), "self_match_radius": 0}).load_state_tensors(state)
-    assert restored.self_match_radius == 4  # what the model was calibrated with wins over the constructor
+    assert restored.self_match_radius == 2  # what the model was calibrated with wins over the constructor
     # An artifact saved before own-image matching existed: no tensor, no config keys; it scores as it was calibrated.
     legacy_config = {k: v for k, v in model.get_config().items() if not k.startswith("self_match")}
     legacy = PatchCore(**legacy_config).load_state_tensors({k: v for k, v in state.items() if k != "self_match"})
@@ -109,5 +109,7 @@ def test_patchcore_saves_its_setting_and_older_artifacts_score_without_it() -> N
     assert np.array_equal(legacy.predict(images).image_scores, unmatched)
     assert not np.array_equal(restored.predict(images).image_scores, unmatched)
     assert PatchCore(weights="imagenet").self_match_radius == 0  # trained backbones keep the paper's scoring
+    # The window keeps its share of the image at any working size.
+    assert [PatchCore(weights="none", image_size=s).self_match_radius for s in (64, 256, 512)] == [1, 4, 8]
     with pytest.raises(ValueError, match="radius"):
         PatchCore(weights="none", self_match_radius=-1)
