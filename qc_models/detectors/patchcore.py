@@ -19,10 +19,11 @@ anomalous as its distance to the nearest bank entry. Done as the paper does it:
   difference from the median aligned good image is appended too, whitened and scaled to
   ``reference_weight`` x the network variance (:mod:`qc_models.detectors.reference`): a bent tab
   is made of normal-looking patches in the wrong place;
-* with a random-init backbone each patch is also matched against its own image's patches outside
-  a window of ``self_match_radius`` patches, which may lower its score to ``self_match_floor`` x
-  the bank distance (:mod:`qc_models.detectors.self_similarity`): goods that differ from the bank
-  as a whole (a rarer colour) no longer score high everywhere, while a defect has no twin;
+* with a random-init backbone and parts that are not aligned, each patch is also matched against
+  its own image outside a window of ``self_match_radius`` patches, which may lower its score to
+  ``self_match_floor`` x the bank distance (:mod:`qc_models.detectors.self_similarity`): goods that
+  differ from the bank as a whole (a rarer colour) no longer score high everywhere, while a defect
+  has no twin;
 * the memory bank is a greedy k-center coreset (``coreset_ratio`` of all patches) selected on a
   Gaussian random projection (:mod:`qc_models.detectors.coreset`);
 * patch score = exact Euclidean distance to the nearest bank row
@@ -171,8 +172,8 @@ class PatchCore(Detector):
                                  else float(reference_weight))
         if not (np.isfinite(self.reference_weight) and self.reference_weight >= 0):
             raise ValueError(f"reference_weight must be a finite number >= 0, got {reference_weight}")
-        self.self_match_radius = (default_self_match_radius(self.weights, self.image_size) if self_match_radius is None
-                                  else int(self_match_radius))
+        self.self_match_radius = (int(self_match_radius) if self_match_radius is not None
+                                  else default_self_match_radius(self.weights, self.image_size, self.align))
         self.self_match_floor = float(self_match_floor)
         own.check_self_match(self.self_match_radius, self.self_match_floor)
         #: Median good image ``(1, 3, S, S)`` and the 3x3 map of the difference features (None: off).

@@ -17,8 +17,9 @@ bottle, metal_nut, screw and capsule within 0.006 image AUROC; pixel AUROC carpe
 metal_nut 0.931 -> 0.896, screw 0.932 -> 0.944, capsule 0.903 -> 0.916. Radius 3 / 6 gave a mean
 image AUROC within 0.002 of radius 4; without the floor (0) pixel AUROC fell on metal_nut (0.881)
 and carpet (0.949); the 5th instead of the nearest own-image patch was worse on tile (0.693 at
-radius 3); more in docs/results.md. The cost is one (patches x patches) matrix product per
-image, about a tenth of the memory-bank search.
+radius 3); more in docs/results.md. PatchCore leaves it off for aligned parts, which it
+compares with the typical part at each place (see ``default_self_match_radius``). The cost is
+one (patches x patches) matrix product per image, about a tenth of the memory-bank search.
 """
 
 from __future__ import annotations

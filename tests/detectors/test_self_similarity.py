@@ -109,6 +109,7 @@ def test_patchcore_saves_its_setting_and_older_artifacts_score_without_it() -> N
     assert np.array_equal(legacy.predict(images).image_scores, unmatched)
     assert not np.array_equal(restored.predict(images).image_scores, unmatched)
     assert PatchCore(weights="imagenet").self_match_radius == 0  # trained backbones keep the paper's scoring
+    assert PatchCore(weights="none", align=True).self_match_radius == 0  # aligned parts are compared by place
     # The window keeps its share of the image at any working size.
     assert [PatchCore(weights="none", image_size=s).self_match_radius for s in (64, 256, 512)] == [1, 4, 8]
     with pytest.raises(ValueError, match="radius"):
