@@ -70,7 +70,7 @@ class Detector(ABC):
         Detectors keep each argument as ``self.<name>`` (resolved defaults included), so
         ``cls(**get_config())`` rebuilds an identical, unfitted detector; tuples become lists (JSON).
         """
-        names = [n for n in inspect.signature(type(self).__init__).parameters if n not in ("self", "args", "kwargs")]
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
         values = {n: getattr(self, n) for n in names}
         return {n: list(v) if isinstance(v, tuple) else v for n, v in values.items()}
 

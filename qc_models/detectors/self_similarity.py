@@ -88,5 +88,6 @@ def own_image_distances(features: torch.Tensor, radius: int, chunk_elements: int
 
 def discount_by_own_image(bank_distances: torch.Tensor, own_distances: torch.Tensor, floor: float) -> torch.Tensor:
     """``max(min(bank, own), floor * bank)``: own-image matches lower a score by at most ``1 - floor``."""
-    check_self_match(0, floor)
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"floor must be in [0, 1], got {floor}")
     return torch.maximum(torch.minimum(bank_distances, own_distances), floor * bank_distances)
