@@ -45,3 +45,21 @@ def scaled_whitening(colour: torch.Tensor, target_variance: float, shrinkage: fl
         return torch.eye(x.shape[1])
     transform = shrunk_whitening(x, shrinkage)
     return (transform * (target_variance / float((x @ transform).var(dim=0).sum())) ** 0.5).float()
+
+
+def between_image_colour_share(images: torch.Tensor) -> float:
+    """Share of the pixel colour variance of ``images`` ``(N, H, W, 3)`` that lies between the images' mean colours.
+
+    Near 0 when every good item has the same colour (a bottle, a metal part); large when whole
+    items differ (hides dyed in several colours, tiles in several glazes). 0 for fewer than 2 images
+    or images that do not vary at all.
+    """
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) images, got {tuple(images.shape)}")
+    if images.shape[0] < 2:
+        return 0.0
+    x = images.double()
+    total = float(x.reshape(-1, 3).var(dim=0, correction=0).sum())
+    if total <= 1e-12:
+        return 0.0
+    return float(x.mean(dim=(1, 2)).var(dim=0, correction=0).sum()) / total

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from qc_models.detectors.colour import shrunk_whitening
+from qc_models.detectors.colour import between_image_colour_share, shrunk_whitening
 
 
 def test_whitening_inverts_the_shrunk_covariance() -> None:
@@ -30,3 +31,15 @@ def test_constant_colour_gives_identity_and_bad_input_is_refused() -> None:
         shrunk_whitening(torch.zeros(1, 3))
     with pytest.raises(ValueError, match="shrinkage"):
         shrunk_whitening(torch.randn(10, 3), shrinkage=0.0)
+
+
+def test_between_image_colour_share_separates_dyed_items_from_one_colour_items() -> None:
+    rng = np.random.default_rng(0)
+    texture = torch.from_numpy(rng.normal(128, 30, size=(6, 16, 16, 3)))
+    assert between_image_colour_share(texture) < 0.01  # same colour, varied inside
+    flat = torch.ones(4, 8, 8, 3) * torch.tensor([[10.0], [60.0], [120.0], [200.0]]).view(4, 1, 1, 1)
+    assert between_image_colour_share(flat) == pytest.approx(1.0)  # all the variance is between items
+    assert between_image_colour_share(flat[:1]) == 0.0
+    assert between_image_colour_share(torch.zeros(3, 4, 4, 3)) == 0.0
+    with pytest.raises(ValueError, match="expected"):
+        between_image_colour_share(torch.zeros(3, 4, 4))

@@ -170,3 +170,41 @@ def test_pose_jitter_moves_a_part_a_little_and_only_a_little() -> None:
     for m in moved:  # ... but the bar is still about where it was: within ~3 px of its centre
         ys, xs = np.nonzero(m[..., 0] > 127)
         assert abs(xs.mean() - 63.5) < 3.5 and abs(ys.mean() - 63.5) < 3.5
+
+
+def tinted(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same images, each scaled by its own random colour (hides dyed in several colours)."""
+    return [(img * rng.uniform(0.3, 1.0, size=3)).clip(0, 255).astype(np.uint8) for img in images]
+
+
+def test_auto_centring_follows_the_colour_spread_between_good_images(fitted) -> None:
+    assert fitted[0].centring_ == "none"  # the stripes all share one grey
+    assert fitted[0].describe()["input_centring"] == "none"
+    rng = np.random.default_rng(4)
+    model = UNetDetector(epochs=1, **TINY).fit(tinted(stripes(rng, 8), rng))
+    assert model.centring_ == "add" and model.describe()["between_image_colour_share"] > 0.1
+    assert model.net_.stem[0].weight.shape[1] == 6  # input and input minus its mean colour
+    contract.check_state_round_trip(model, stripes(rng, 3))
+    forced = UNetDetector(epochs=1, centring="none", **TINY).fit(tinted(stripes(rng, 8), rng))
+    assert forced.centring_ == "none" and forced.net_.stem[0].weight.shape[1] == 3
+    compared = UNetDetector(epochs=1, reference=True, **TINY).fit(tinted(stripes(rng, 8), rng))
+    assert compared.centring_ == "none"  # a part compared with its reference is not centred as well
+    assert compared.net_.stem[0].weight.shape[1] == 6  # input and input minus reference
+
+
+def test_centring_is_read_back_from_the_saved_network(fitted) -> None:
+    plain = fitted[0].state_tensors()
+    legacy = UNetDetector(**TINY)  # an artifact from before centring: config without it, 'auto' by default
+    legacy.load_state_tensors(plain)
+    assert legacy.centring_ == "none"
+    with pytest.raises(ValueError, match="centring 'add' but the network takes no centred input"):
+        UNetDetector(centring="add", **TINY).load_state_tensors(plain)
+    rng = np.random.default_rng(5)
+    wide = UNetDetector(epochs=1, centring="add", **TINY).fit(stripes(rng, 6)).state_tensors()
+    with pytest.raises(ValueError, match="takes the centred input too"):
+        UNetDetector(centring="none", **TINY).load_state_tensors(wide)
+    bad = {**plain, "net.stem.0.weight": plain["net.stem.0.weight"][:, :2]}
+    with pytest.raises(ValueError, match="2 input channels"):
+        UNetDetector(**TINY).load_state_tensors(bad)
+    with pytest.raises(ValueError, match="centring must be"):
+        UNetDetector(centring="sometimes", **TINY)
