@@ -1,10 +1,12 @@
-"""Shrunk colour whitening: give hue a voice next to brightness.
+"""Colour statistics of good images: shrunk whitening, and how much whole items differ in colour.
 
 Colour statistics of good images vary mostly along brightness (grain, lighting), so a
 plain Euclidean distance in RGB hears a stain of another hue only faintly. Whitening
 with the colour covariance equalises the directions; shrinking the covariance towards
 a multiple of the identity bounds how far the noisy hue of grey parts is amplified.
 Used by PatchCore (local mean colour features) and the autoencoder (colour residual).
+:func:`between_image_colour_share` tells the U-Net whether good items differ as a whole in
+colour, which decides whether it also sees each image minus its own mean colour.
 """
 
 from __future__ import annotations
