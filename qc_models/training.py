@@ -289,15 +289,9 @@ def train_category(
         step("calibrating", 0.9)
         cal_scores, cal_maps = predict_in_batches(detector, cal_images)
         calibrator = Calibrator(target_false_reject_rate, detector.score_upper_bound).fit(cal_scores, cal_maps)
-        if calibrator.stats_.get("beyond_score_range"):
-            expected = max(target_false_reject_rate, 1.0 / (len(cal_images) + 1))
-            log.warning(
-                "%s/%s: a false-reject rate of %g needs a threshold beyond the highest score this model can give "
-                "(a held-out good image scored %.4g); using the empirical threshold %.4g instead, so expect about "
-                "%.1f %% false rejects. More good training images usually help.",
-                category, name, target_false_reject_rate, calibrator.stats_["max"], calibrator.threshold,
-                100.0 * expected,
-            )
+        note = calibrator.fallback_note()
+        if note:
+            log.warning("%s/%s: %s", category, name, note)
         if validation is not None:
             val_scores, _ = predict_in_batches(detector, validation[0])
             calibrator.fit_validation(val_scores, validation[1])
@@ -359,6 +353,9 @@ def fit_category_ensemble(
     versions = {k: v.version for k, v in members.items()}
     ensemble, calibrator = fit_ensemble(members, images, versions, seed, target_false_reject_rate, progress,
                                         validation)
+    note = calibrator.fallback_note()
+    if note:
+        log.warning("%s/ensemble: %s", category, note)
     training = {"calibration_files": [p.name for p in ok], "member_versions": versions, "seed": seed,
                 "fingerprint": sorted(f for f in fingerprints if f)[0] if any(fingerprints) else None}
     return save_ensemble(models_dir, category, ensemble, calibrator, training=training)

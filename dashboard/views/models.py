@@ -156,7 +156,10 @@ with tab_eval:
                       "shown, is each member's separation on the labelled validation folder."
                       + (" Scores enter as z-scores compressed far beyond any threshold (log-compressed above 20), so "
                          "no member outvotes the others by its scale alone."
-                         if ensemble.detector.score_transform != "linear" else ""))
+                         if ensemble.detector.score_transform != "linear" else "")
+                      + (f" At its threshold the ensemble flags {100 * caught:.0f} % of "
+                         f"{ensemble.detector.details.get('n_synthetic', '')} synthetic anomalies."
+                         if (caught := ensemble.detector.details.get("synthetic_detection_rate")) is not None else ""))
     if st.button("Evaluate on the test split", icon=":material/fact_check:",
                  help="Scores every test image with every model; metrics are stored in model.json."):
         mset = state.model_set(str(cfg.models_dir), category)
@@ -207,18 +210,16 @@ with tab_threshold:
     target = st.select_slider("Target false-reject rate", options=options, value=stored_target,
                               format_func=lambda v: f"{100 * v:g} %", key=f"th_target_{th_model}",
                               help=f"The current threshold was calibrated for {100 * stored_target:g} %.")
-    if trained.calibrator.stats_.get("beyond_score_range"):
-        st.warning(f"{th_model}: the {100 * stored_target:g} % target needs a threshold beyond the highest score this "
-                   "model can give (a held-out good image scored "
-                   f"{trained.calibrator.stats_.get('max', float('nan')):.4g}), so the threshold is the empirical one "
-                   "and more good parts will be rejected than the target says. More good training images help.",
-                   icon=":material/warning:")
+    fallback = trained.calibrator.fallback_note()
+    if fallback:
+        st.warning(f"{th_model}: {fallback}", icon=":material/warning:")
     cal = state.calibration_scores(str(cfg.models_dir), root, category, th_model)
     if len(cal) < 2:
         st.warning("The calibration images listed in this model's model.json are not under the dataset root, so "
                    "the threshold cannot be recomputed here.")
     else:
-        new = Calibrator(target, trained.calibrator.score_upper_bound).fit(np.asarray(cal))
+        new = Calibrator(target, trained.calibrator.score_upper_bound).fit(
+            np.asarray(cal), anomaly_max=trained.calibrator.stats_.get("anomaly_max"))
         new.validation_ = copy.deepcopy(trained.calibrator.validation_)  # keep the F1 option
         c = st.columns(3)
         c[0].metric("Current threshold (raw)", f"{current['threshold']:.4g}")

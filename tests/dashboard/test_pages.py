@@ -200,6 +200,9 @@ def test_models_page_tables_and_threshold_preview(demo_env, open_page) -> None:
     assert dict(zip(weights["member"], weights["weight"])) == pytest.approx({k: round(v, 3) for k, v in saved.items()})
     assert "validation_auroc" not in weights  # no validation folder was given
     assert any("synthetic anomalies" in c.value and "log-compressed" in c.value for c in at.caption)
+    caught = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["details"]
+    assert any(f"flags {100 * caught['synthetic_detection_rate']:.0f} % of {caught['n_synthetic']} synthetic" in c.value
+               for c in at.caption)
     labels = {m.label: m.value for m in at.metric}
     assert float(labels["Current threshold (raw)"]) == pytest.approx(newest["ensemble"].threshold, rel=1e-3)
     # at the target it was calibrated for, recalibrating on the stored hold-out reproduces the stored threshold

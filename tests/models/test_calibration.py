@@ -95,6 +95,28 @@ def test_bound_changes_nothing_when_the_threshold_stays_inside_it() -> None:
     assert "beyond_score_range" not in Calibrator(0.01).fit(s).stats_
 
 
+def test_a_threshold_above_every_known_anomaly_falls_back_to_the_order_statistic() -> None:
+    """Wood's ensemble: two of 18 good images far out in the tail pushed the bound past all 90 anomalies."""
+    s = np.r_[np.linspace(-0.3, 1.5, 16), 19.0, 19.3]
+    unbounded = conservative_threshold(s, 0.01)
+    assert unbounded > 25.0  # the tail extrapolation
+    cal = Calibrator(0.01).fit(s, anomaly_max=22.0)
+    assert cal.threshold == 19.3  # k > n: the sample maximum
+    assert cal.stats_["beyond_score_range"] is True and cal.stats_["anomaly_max"] == 22.0
+    note = cal.fallback_note()
+    assert note is not None and "above every synthetic anomaly" in note and "22" in note and "5.3 %" in note
+    back = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back.threshold == 19.3 and back.stats_["anomaly_max"] == 22.0 and back.fallback_note() == note
+    # Anomalies that reach beyond the bound change nothing; the lower of two ceilings applies.
+    far = Calibrator(0.01).fit(s, anomaly_max=1000.0)
+    assert far.threshold == unbounded and far.stats_["beyond_score_range"] is False and far.fallback_note() is None
+    p = np.r_[np.geomspace(7e-4, 0.03, 17), 0.9]
+    assert Calibrator(0.01, score_upper_bound=1.0).fit(p, anomaly_max=5.0).threshold == 0.9
+    assert "highest score this model can give" in Calibrator(0.01, score_upper_bound=1.0).fit(p).fallback_note()
+    with pytest.raises(CalibrationError, match="anomaly_max"):
+        Calibrator(0.01).fit(s, anomaly_max=float("inf"))
+
+
 def test_standardise_uses_the_calibration_spread() -> None:
     cal = Calibrator().fit(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
     assert cal.standardise(3.0) == 0.0

@@ -47,6 +47,10 @@ def test_weak_member_does_not_drag_the_strong_one_down() -> None:
     assert cal.normalise(cal.threshold) == 0.5
     good_z = {k: m.calibrator.standardise(m.detector.predict(cal_images).image_scores) for k, m in members.items()}
     assert not cal.decide(ens.combine_scores(good_z)).any()
+    # The threshold never passes every synthetic anomaly (unless the calibration maximum does).
+    assert cal.stats_["anomaly_max"] > cal.stats_["max"]
+    assert cal.threshold < cal.stats_["anomaly_max"]
+    assert 0.0 < ens.details["synthetic_detection_rate"] <= 1.0
 
 
 def test_combine_maps_and_json_round_trip() -> None:
