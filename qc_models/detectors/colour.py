@@ -5,8 +5,9 @@ plain Euclidean distance in RGB hears a stain of another hue only faintly. White
 with the colour covariance equalises the directions; shrinking the covariance towards
 a multiple of the identity bounds how far the noisy hue of grey parts is amplified.
 Used by PatchCore (local mean colour features) and the autoencoder (colour residual).
-:func:`between_image_colour_share` tells the U-Net whether good items differ as a whole in
-colour, which decides whether it also sees each image minus its own mean colour.
+:func:`between_image_colour_share` tells the U-Net and the autoencoder whether good items
+differ as a whole in colour (:data:`AUTO_CENTRING_SHARE`), which decides whether they look at
+each image minus its own mean colour.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import torch
 #: Default shrinkage (fraction of the mean colour variance added to every direction), measured on
 #: PatchCore over 8 categories (0.01 / 0.1 / 0.3 / 1: mean image AUROC 0.769 / 0.780 / 0.784 / 0.780).
 DEFAULT_SHRINKAGE = 0.3
+
+#: Good items "differ in colour" when their mean colours hold at least this share of the pixel colour
+#: variance (:func:`between_image_colour_share`); the learned detectors' ``centring="auto"`` uses it.
+AUTO_CENTRING_SHARE = 0.1
 
 
 def shrunk_whitening(samples: torch.Tensor, shrinkage: float = DEFAULT_SHRINKAGE) -> torch.Tensor:

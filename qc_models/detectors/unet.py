@@ -85,7 +85,7 @@ from qc_models.detectors.base import (
     ProgressCallback,
     images_to_tensor,
 )
-from qc_models.detectors.colour import between_image_colour_share
+from qc_models.detectors.colour import AUTO_CENTRING_SHARE, between_image_colour_share
 from qc_models.detectors.learned import LearnedMapDetector
 from qc_models.detectors.reference import check_reference_tensor, median_reference, reference_sample
 from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly
@@ -97,9 +97,8 @@ from qc_models.runtime import configure_torch
 #: colour. The detector also takes ``auto`` (see the module docstring).
 CENTRINGS = ("none", "add")
 
-#: ``centring="auto"`` adds the centred input when the good images' mean colours hold at least
-#: this share of their pixel colour variance (:func:`qc_models.detectors.colour.between_image_colour_share`).
-AUTO_CENTRING_SHARE = 0.1
+# ``centring="auto"`` adds the centred input when the good images' mean colours hold at least
+# AUTO_CENTRING_SHARE of their pixel colour variance (qc_models.detectors.colour, shared with the CAE).
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

@@ -162,3 +162,60 @@ def test_map_ops() -> None:
     scores = map_ops.top_fraction_score(maps, 0.03)
     assert scores[0] == 0 and scores[1] == pytest.approx(1.0)
     assert map_ops.top_fraction_score(maps, 0.0)[1] == 1.0
+
+
+def _tinted(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """Mid-range copies of ``images``, each scaled by its own colour (hides dyed in several colours)."""
+    return [(60 + img * 0.5 * rng.uniform(0.4, 1.0, size=3)).astype(np.uint8) for img in images]
+
+
+def test_auto_centring_redraws_each_image_minus_its_own_colour(fitted) -> None:
+    assert fitted[0].centring_ == "none"  # the stripes all share one grey
+    assert fitted[0].describe()["input_centring"] == "none"
+    rng = np.random.default_rng(4)
+    model = ConvAutoencoder(epochs=2, **TINY).fit(_tinted(stripes(rng, 8), rng))
+    assert model.centring_ == "subtract" and model.describe()["between_image_colour_share"] > 0.1
+    # A good item that differs only as a whole in colour scores as its twin does; uncentred it would not.
+    img = _tinted(stripes(rng, 1), rng)[0]
+    shifted = (img.astype(np.int16) + np.array([12, -8, 20])).astype(np.uint8)
+    pair = model.predict([img, shifted])
+    assert np.isclose(pair.image_scores[0], pair.image_scores[1], rtol=2e-3)  # up to resizing's rounding
+    assert np.allclose(pair.anomaly_maps[0], pair.anomaly_maps[1], atol=1e-3)
+    plain = ConvAutoencoder(epochs=2, centring="none", **TINY).fit(_tinted(stripes(rng, 8), rng))
+    assert plain.centring_ == "none"
+    assert not np.isclose(*plain.predict([img, shifted]).image_scores, rtol=0.05)
+    contract.check_state_round_trip(model, [img, shifted])
+    aligned = ConvAutoencoder(epochs=1, align=True, **TINY).fit(_tinted(stripes(rng, 8), rng))
+    assert aligned.centring_ == "none"  # aligned parts keep their colour, as in the U-Net
+
+
+def test_auto_centring_leaves_single_parts_alone() -> None:
+    """A part's image mean is mostly its background, so tinted parts are not centred (capsule lost 0.08 AUROC)."""
+    import cv2
+
+    rng = np.random.default_rng(6)
+    parts = []
+    for _ in range(8):
+        img = np.full((32, 32, 3), 60, np.uint8)
+        cv2.ellipse(img, (16, 16), (11, 6), float(rng.uniform(0, 180)), 0, 360, (230, 230, 230), -1)
+        parts.append((img * rng.uniform(0.3, 1.0, size=3)).astype(np.uint8))
+    model = ConvAutoencoder(epochs=1, **TINY).fit(parts)
+    assert model.colour_share_ > 0.1  # they do differ in colour as a whole ...
+    assert model.centring_ == "none"  # ... but show a part on a background
+
+
+def test_centring_is_read_back_and_mismatches_are_refused(fitted) -> None:
+    plain = fitted[0].state_tensors()
+    assert plain["input_centring"].tolist() == [0.0]
+    legacy = ConvAutoencoder(**TINY).load_state_tensors({k: v for k, v in plain.items() if k != "input_centring"})
+    assert legacy.centring_ == "none"  # saved before centring existed: trained on the plain image
+    with pytest.raises(ValueError, match="centring 'subtract' but the network was trained with 'none'"):
+        ConvAutoencoder(centring="subtract", **TINY).load_state_tensors(plain)
+    centred = {**plain, "input_centring": torch.tensor([1.0])}
+    assert ConvAutoencoder(**TINY).load_state_tensors(centred).centring_ == "subtract"
+    with pytest.raises(ValueError, match="configured with centring 'none'"):
+        ConvAutoencoder(centring="none", **TINY).load_state_tensors(centred)
+    with pytest.raises(KeyError, match="input_centring"):
+        ConvAutoencoder(**TINY).load_state_tensors({**plain, "input_centring": torch.tensor([0.5])})
+    with pytest.raises(ValueError, match="centring must be"):
+        ConvAutoencoder(centring="sometimes", **TINY)
