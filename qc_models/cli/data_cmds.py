@@ -36,12 +36,15 @@ def _at_least(low: int):  # noqa: ANN202 - argparse type factory
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo-data`` and ``check`` sub-commands."""
+    from qc_models.data.synthetic import DEFAULT_N_TRAIN
+
     p = subparsers.add_parser("demo-data", help="write the synthetic demo dataset (MVTec AD layout)")
     p.add_argument("out", nargs="?", type=Path, help="output folder (default: QC_DATA_DIR)")
     p.add_argument("--categories", nargs="+", metavar="NAME", help="categories to generate (default: all)")
     p.add_argument("--size", type=_at_least(16), default=256, help="image side in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default 0)")
-    p.add_argument("--train", type=_at_least(1), default=80, help="good training images per category (default 80)")
+    p.add_argument("--train", type=_at_least(1), default=DEFAULT_N_TRAIN,
+                   help=f"good training images per category (default {DEFAULT_N_TRAIN})")
     p.add_argument("--test-good", type=_at_least(0), default=20, help="good test images per category (default 20)")
     p.add_argument("--per-defect", type=_at_least(0), default=10, help="test images per defect type (default 10)")
     p.add_argument("--workers", type=_at_least(1), default=1, help="rendering threads; files are identical (default 1)")
