@@ -281,7 +281,8 @@ class Calibrator:
         if anomaly_max is not None and (self.score_upper_bound is None or anomaly_max < self.score_upper_bound):
             limit = f"above every synthetic anomaly (the highest scored {anomaly_max:.4g})"
         else:
-            limit = f"beyond the highest score this model can give (a held-out good image scored {self.stats_.get('max', float('nan')):.4g})"
+            top = self.stats_.get("max", float("nan"))
+            limit = f"beyond the highest score this model can give (a held-out good image scored {top:.4g})"
         return (f"a false-reject rate of {100 * self.target_false_reject_rate:g} % needs a threshold {limit}; the "
                 f"threshold is the empirical {self.threshold_:.4g} instead, so expect about {expected:.1f} % false "
                 "rejects. More good training images usually help.")

@@ -312,7 +312,8 @@ def fit_ensemble(
     combined_bad = ensemble.combine_scores(bad_out)
     # Compressed scores grow logarithmically, so the good tail's extrapolation can pass every
     # anomaly: the highest synthetic score caps the threshold (see qc_models.calibration).
-    calibrator = Calibrator(target_false_reject_rate).fit(combined, combined_maps, anomaly_max=float(combined_bad.max()))
+    calibrator = Calibrator(target_false_reject_rate).fit(combined, combined_maps,
+                                                          anomaly_max=float(combined_bad.max()))
     ensemble.details["synthetic_detection_rate"] = float(np.mean(combined_bad > calibrator.threshold))
     if val_scores:
         calibrator.fit_validation(ensemble.combine_scores(val_scores), validation[1])  # type: ignore[index]
