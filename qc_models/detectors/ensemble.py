@@ -222,7 +222,7 @@ def synthetic_set(
     With ``on_part`` each defect is cut to the image's segmented part (see the module doc);
     when :data:`PART_TRIES` draws all miss the part, the last one is kept as it is.
     """
-    from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly
+    from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly, add_synthetic_anomaly_on
 
     rng = np.random.default_rng(seed)
     parts = [part_mask(img, grow=PART_GROWTH) for img in images] if on_part else None
@@ -231,14 +231,11 @@ def synthetic_set(
     for k in range(per_image):
         for i, img in enumerate(images):
             source = images[(i + 1 + k) % n] if n > 1 else None
-            for _ in range(PART_TRIES if parts is not None else 1):
+            if parts is None:
                 anomalous, mask = add_synthetic_anomaly(img, rng, source=source)
-                if parts is None:
-                    break
-                kept = mask & parts[i]
-                if kept.sum() >= PART_MIN_PIXELS:
-                    anomalous, mask = np.where(kept[..., None], anomalous, img), kept
-                    break
+            else:
+                anomalous, mask = add_synthetic_anomaly_on(img, rng, parts[i], source=source,
+                                                           tries=PART_TRIES, min_pixels=PART_MIN_PIXELS)
             out.append(anomalous)
             areas.append(float(mask.mean()))
     return out, np.asarray(areas)

@@ -326,6 +326,33 @@ def add_synthetic_anomaly(
     return result, mask
 
 
+def add_synthetic_anomaly_on(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    region: np.ndarray,
+    source: np.ndarray | None = None,
+    tries: int = 10,
+    min_pixels: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One synthetic defect cut to ``region`` (an ``(H, W)`` bool mask, e.g. the segmented part).
+
+    Real defects lie on the part, not on the background around it. Draws until a defect
+    covers at least ``min_pixels`` of ``region`` (at most ``tries`` draws) and keeps only
+    that overlap; when every draw misses, the last one is returned as it is.
+    Same contract as :func:`add_synthetic_anomaly` otherwise.
+    """
+    if region.shape != image.shape[:2]:
+        raise ValueError(f"region shape {region.shape} does not match image {image.shape[:2]}")
+    anomalous, mask = add_synthetic_anomaly(image, rng, source=source)
+    for attempt in range(max(1, int(tries))):
+        if attempt:
+            anomalous, mask = add_synthetic_anomaly(image, rng, source=source)
+        kept = mask & region
+        if kept.sum() >= min_pixels:
+            return np.where(kept[..., None], anomalous, image), kept
+    return anomalous, mask
+
+
 def add_synthetic_anomalies(
     images: Sequence[np.ndarray],
     rng: np.random.Generator,

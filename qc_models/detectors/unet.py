@@ -37,6 +37,18 @@ difference did worse (0.660). The pose estimate is never exact, so training imag
 first jittered (:func:`pose_jitter`): without it the screw U-Net flagged 16.7 % of the
 good test screws; with it (detector benchmark, kept) metal_nut 0.670 -> 0.756, screw
 0.496 -> 0.549, test-good false-reject rate 5.0 % on both.
+With a reference the synthetic anomalies are also pasted on the part only
+(``anomalies_on_part``, by default exactly when comparing with a reference): the
+difference from the median part shows the background's mottling everywhere, and
+anomalies pasted on the background taught the network that such blotches can be
+defects; the good metal nuts it scored highest lit up off the part. Cut to the
+segmented part (:func:`qc_models.detectors.alignment.part_mask`), metal_nut image /
+pixel AUROC went 0.756 / 0.846 -> 0.869 / 0.936 (seed 0) and 0.695 / 0.667 -> 0.817 /
+0.898 (seed 1), its colour defects 0.60 -> 0.88; screw 0.549 / 0.534 -> 0.549 / 0.757 (seed 0)
+and 0.447 / 0.708 -> 0.562 / 0.932 (seed 1). Not on unaligned
+parts: their segmentation can miss part of the part (a bottle's inside, a capsule's
+white half on a light background), and there bottle fell 0.975 -> 0.925 and capsule
+0.639 -> 0.534 (the part's convex hull instead: 0.964 and 0.482, metal_nut 0.763).
 
 Good items that differ as a whole in colour (hides dyed in several colours, tiles in
 several glazes) left the plain network guessing: trained on synthetic anomalies pasted
@@ -78,6 +90,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qc_models.detectors import map_ops
+from qc_models.detectors.alignment import part_mask
 from qc_models.detectors.base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -88,7 +101,7 @@ from qc_models.detectors.base import (
 from qc_models.detectors.colour import AUTO_CENTRING_SHARE, between_image_colour_share
 from qc_models.detectors.learned import LearnedMapDetector
 from qc_models.detectors.reference import check_reference_tensor, median_reference, reference_sample
-from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly
+from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly, add_synthetic_anomaly_on
 from qc_models.detectors.torch_training import choose_flips, random_flips
 from qc_models.runtime import configure_torch
 
@@ -232,6 +245,7 @@ class UNetDetector(LearnedMapDetector):
         align: bool = False,
         reference: bool | None = None,
         centring: str = "auto",
+        anomalies_on_part: bool | None = None,
     ) -> None:
         if image_size % (2 ** (depth + 1)) != 0:
             raise ValueError(f"image_size ({image_size}) must be a multiple of 2**(depth+1) ({2 ** (depth + 1)})")
@@ -255,6 +269,9 @@ class UNetDetector(LearnedMapDetector):
         self.centring = centring
         self.centring_: str | None = None
         self.colour_share_: float | None = None
+        #: Paste synthetic anomalies only on the segmented part (None: exactly when comparing with a reference).
+        self.anomalies_on_part = None if anomalies_on_part is None else bool(anomalies_on_part)
+        self.on_part_: bool | None = None
 
     @staticmethod
     def _check_extra(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -322,7 +339,8 @@ class UNetDetector(LearnedMapDetector):
 
     def describe(self) -> dict[str, Any]:
         out = {**self._training_description(), "extra_defects_used": len(self.extra_defects),
-               "reference_image": self.uses_reference, "input_centring": self.centring_ or self.centring}
+               "reference_image": self.uses_reference, "input_centring": self.centring_ or self.centring,
+               "anomalies_on_part": self.on_part_}
         if self.colour_share_ is not None:
             out["between_image_colour_share"] = round(self.colour_share_, 3)
         return out
@@ -363,7 +381,12 @@ class UNetDetector(LearnedMapDetector):
                 imgs[j] = pose_jitter(imgs[j], rng)
             if rng.random() < p:
                 src = good[int(rng.integers(len(good)))] if len(good) > 1 else None
-                imgs[j], m = add_synthetic_anomaly(imgs[j], rng, source=src)
+                if self.on_part_:
+                    part = part_mask(imgs[j], grow=max(1, round(self.image_size / 64)))
+                    imgs[j], m = add_synthetic_anomaly_on(imgs[j], rng, part, source=src,
+                                                          min_pixels=max(4, self.image_size**2 // 2048))
+                else:
+                    imgs[j], m = add_synthetic_anomaly(imgs[j], rng, source=src)
                 masks[j] = m
         return torch.from_numpy(imgs), torch.from_numpy(masks)
 
@@ -375,6 +398,7 @@ class UNetDetector(LearnedMapDetector):
         good = self._resize_u8(images)
         train_good = good[train_idx]
         use_reference = self.align if self.reference is None else self.reference
+        self.on_part_ = use_reference if self.anomalies_on_part is None else self.anomalies_on_part
         # The median of the fit images (validation ones stay unseen); flipping the input would
         # break its correspondence with the reference, so no flips then.
         reference = (median_reference(_normalise(torch.from_numpy(np.stack(reference_sample(train_good)))))

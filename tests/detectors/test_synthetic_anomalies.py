@@ -11,6 +11,7 @@ from qc_models.detectors.synthetic_anomalies import (
     KINDS,
     add_synthetic_anomalies,
     add_synthetic_anomaly,
+    add_synthetic_anomaly_on,
     perlin_mask,
     perlin_noise,
 )
@@ -110,3 +111,25 @@ def test_bad_input_is_refused_clearly() -> None:
         add_synthetic_anomaly(np.zeros((32, 32, 3), np.uint8), rng, kinds=["rust"])
     with pytest.raises(ValueError, match="source"):
         add_synthetic_anomaly(np.zeros((32, 32, 3), np.uint8), rng, source=np.zeros((32, 32), np.uint8))
+
+
+def test_anomaly_on_a_region_stays_inside_it() -> None:
+    rng = np.random.default_rng(5)
+    image, source = _texture(rng), _texture(rng)
+    yy, xx = np.mgrid[:64, :64]
+    region = (yy - 32) ** 2 + (xx - 32) ** 2 <= 14**2  # a disc covering a seventh of the image
+    anywhere_outside = missed = 0
+    for seed in range(20):
+        out, mask = add_synthetic_anomaly_on(image, np.random.default_rng(seed), region, source=source, min_pixels=6)
+        assert np.array_equal(mask, (out != image).any(axis=2))
+        if (mask & region).sum() < 6:  # every draw missed the region: the last one is kept as it is
+            missed += 1
+            continue
+        assert not (mask & ~region).any()
+        assert np.array_equal(out[~region], image[~region])  # nothing changed off the region
+        _, free = add_synthetic_anomaly(image, np.random.default_rng(seed), source=source)
+        anywhere_outside += int((free & ~region).any())
+    assert missed <= 2  # 10 draws rarely all miss a seventh of the image
+    assert anywhere_outside >= 10  # unconfined, most defects reach beyond the disc
+    with pytest.raises(ValueError, match="region shape"):
+        add_synthetic_anomaly_on(image, rng, region[:32])

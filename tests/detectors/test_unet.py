@@ -208,3 +208,37 @@ def test_centring_is_read_back_from_the_saved_network(fitted) -> None:
         UNetDetector(**TINY).load_state_tensors(bad)
     with pytest.raises(ValueError, match="centring must be"):
         UNetDetector(centring="sometimes", **TINY)
+
+
+def _disc_parts(rng: np.random.Generator, n: int, size: int = 32) -> list[np.ndarray]:
+    """Grey discs with a little texture on a dark, slightly uneven background."""
+    yy, xx = np.mgrid[:size, :size]
+    out = []
+    for _ in range(n):
+        img = rng.integers(10, 30, size=(size, size, 3)).astype(np.uint8)
+        disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 <= (size / 4) ** 2
+        img[disc] = rng.integers(150, 190, size=(int(disc.sum()), 3))
+        out.append(img)
+    return out
+
+
+def test_synthetic_anomalies_stay_on_the_part_when_comparing_with_a_reference() -> None:
+    from qc_models.detectors.alignment import part_mask
+
+    rng = np.random.default_rng(4)
+    images = _disc_parts(rng, 6)
+    on = UNetDetector(epochs=1, reference=True, **TINY).fit(images)
+    off = UNetDetector(epochs=1, **TINY).fit(images)
+    assert on.on_part_ is True and on.describe()["anomalies_on_part"] is True
+    assert off.on_part_ is False and off.describe()["anomalies_on_part"] is False
+    assert UNetDetector(epochs=1, reference=True, anomalies_on_part=False, **TINY).fit(images).on_part_ is False
+
+    good = np.stack(images)
+    idx = np.arange(len(good)).repeat(4)
+    outside = {}
+    for name, model in (("on", on), ("off", off)):
+        _, masks = model._synthesise(good, idx, np.random.default_rng(0), 1.0)
+        grown = np.stack([part_mask(good[i], grow=1) for i in idx])
+        assert masks.flatten(1).sum(1).gt(0).all()  # every image got a defect
+        outside[name] = int((masks.numpy().astype(bool) & ~grown).sum())
+    assert outside["on"] == 0 and outside["off"] > 0
