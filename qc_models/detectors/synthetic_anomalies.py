@@ -343,10 +343,8 @@ def add_synthetic_anomaly_on(
     """
     if region.shape != image.shape[:2]:
         raise ValueError(f"region shape {region.shape} does not match image {image.shape[:2]}")
-    anomalous, mask = add_synthetic_anomaly(image, rng, source=source)
-    for attempt in range(max(1, int(tries))):
-        if attempt:
-            anomalous, mask = add_synthetic_anomaly(image, rng, source=source)
+    for _ in range(max(1, int(tries))):
+        anomalous, mask = add_synthetic_anomaly(image, rng, source=source)
         kept = mask & region
         if kept.sum() >= min_pixels:
             return np.where(kept[..., None], anomalous, image), kept
