@@ -12,9 +12,11 @@ anomalous as its distance to the nearest bank entry. Done as the paper does it:
 * with a random-init backbone (``weights="none"``) two additions, off for trained weights: the
   image is reflect-padded by ``border_padding`` px before the backbone and the maps cropped back
   (no zero-padding artefacts at the borders), and the local mean colour is appended to each patch
-  feature, whitened with shrinkage (hue counts, not only brightness) and scaled to ``colour_weight``
-  x the network features' variance (random filters see texture, hardly colour); see
-  :func:`default_border_padding`, :func:`default_colour_weight` and ``_fit_colour_transform``;
+  feature, taken relative to the mean colour of its surroundings (``colour_context`` patches
+  around it: a stain, not a tint or a lighting gradient), whitened with shrinkage (hue counts, not
+  only brightness) and scaled to ``colour_weight`` x the network features' variance (random filters
+  see texture, hardly colour); see :func:`default_border_padding`, :func:`default_colour_weight`,
+  :func:`default_colour_context` and ``_fit_colour_transform``;
 * for parts turned to one pose (``align=True``, random init) the local mean of the image's
   difference from the median aligned good image is appended too, whitened and scaled to
   ``reference_weight`` x the network variance (:mod:`qc_models.detectors.reference`): a bent tab
@@ -55,12 +57,13 @@ from qc_models.detectors.base import (
     images_to_tensor,
     maps_to_input_sizes,
 )
-from qc_models.detectors.colour import DEFAULT_SHRINKAGE, scaled_whitening
+from qc_models.detectors.colour import DEFAULT_SHRINKAGE, minus_surroundings, scaled_whitening
 from qc_models.detectors.coreset import select_coreset
 from qc_models.detectors.map_ops import gaussian_blur
 from qc_models.detectors.nearest_neighbours import NearestNeighbourIndex, nearest_neighbours
 from qc_models.detectors.patchcore_defaults import (
     default_border_padding,
+    default_colour_context,
     default_colour_weight,
     default_layers,
     default_reference_weight,
@@ -81,6 +84,8 @@ _BANK_KEY = "memory_bank"
 _COLOUR_KEY = "colour_scale"
 #: 3x3 matrix applied to the local-colour features (shrunk whitening, see :meth:`PatchCore._fit_colour_transform`).
 _COLOUR_TRANSFORM_KEY = "colour_transform"
+#: Radius of the surroundings the local colour is relative to; artifacts saved before it existed lack it (absolute colour).
+_COLOUR_CONTEXT_KEY = "colour_context"
 #: Channels of the local-colour features (mean R, G, B of the patch's neighbourhood).
 COLOUR_CHANNELS = 3
 #: Median aligned good image and the 3x3 map of the difference features (see :func:`default_reference_weight`).
@@ -126,6 +131,7 @@ class PatchCore(Detector):
         border_padding: int | None = None,
         colour_weight: float | None = None,
         colour_shrinkage: float = DEFAULT_SHRINKAGE,
+        colour_context: int | None = None,
         align: bool = False,
         reference_weight: float | None = None,
         self_match_radius: int | None = None,
@@ -166,6 +172,10 @@ class PatchCore(Detector):
         self.colour_shrinkage = float(colour_shrinkage)
         if not (np.isfinite(self.colour_shrinkage) and self.colour_shrinkage > 0):
             raise ValueError(f"colour_shrinkage must be a finite number > 0, got {colour_shrinkage}")
+        self.colour_context = (default_colour_context(self.weights, self.image_size) if colour_context is None
+                               else int(colour_context))
+        if self.colour_context < 0:
+            raise ValueError(f"colour_context must be >= 0 (0: absolute colour), got {colour_context}")
         #: 3x3 map of the colour channels, fitted on the training patches (None: no colour features).
         self.colour_transform_: torch.Tensor | None = None
         self.reference_weight = (default_reference_weight(self.weights, self.align) if reference_weight is None
@@ -244,7 +254,7 @@ class PatchCore(Detector):
             b, h, w, c = emb.shape
             emb = F.adaptive_avg_pool1d(emb.reshape(b * h * w, 1, c), self.embedding_dim).reshape(b, h, w, -1)
         if self.colour_weight > 0:  # local mean colour over the same neighbourhood, last 3 channels
-            colour = F.adaptive_avg_pool2d(x, grid)
+            colour = minus_surroundings(F.adaptive_avg_pool2d(x, grid), self.colour_context)
             if k > 1:
                 colour = F.avg_pool2d(colour, k, stride=1, padding=p, count_include_pad=False)
             colour = colour.permute(0, 2, 3, 1)
@@ -391,6 +401,8 @@ class PatchCore(Detector):
         }
         if self.colour_transform_ is not None:
             out[_COLOUR_TRANSFORM_KEY] = self.colour_transform_.contiguous()
+            if self.colour_context > 0:
+                out[_COLOUR_CONTEXT_KEY] = torch.tensor([float(self.colour_context)], dtype=torch.float64)
         if self.self_match_radius > 0:
             out[_SELF_MATCH_KEY] = own.self_match_tensor(self.self_match_radius, self.self_match_floor)
         if self.reference_ is not None and self.reference_transform_ is not None:
@@ -408,6 +420,7 @@ class PatchCore(Detector):
         if bank is None or bank.ndim != 2 or not bank.is_floating_point() or bank.shape[0] == 0:
             raise ValueError(f"PatchCore state: '{_BANK_KEY}' missing or not a non-empty 2-D float tensor")
         colour = tensors.get(_COLOUR_KEY)
+        self.colour_context = self._saved_colour_context(tensors.get(_COLOUR_CONTEXT_KEY))
         if colour is None:  # saved before padding/colour existed: the plain paper embedding
             self.border_padding, self.colour_weight, self.colour_transform_ = 0, 0.0, None
         else:
@@ -425,6 +438,8 @@ class PatchCore(Detector):
                 self.colour_transform_ = _colour_matrix(transform, _COLOUR_TRANSFORM_KEY)
             else:
                 raise ValueError(f"PatchCore state: '{_COLOUR_TRANSFORM_KEY}' present but the colour features are off")
+        if self.colour_context > 0 and self.colour_transform_ is None:
+            raise ValueError(f"PatchCore state: '{_COLOUR_CONTEXT_KEY}' present but the colour features are off")
         self._load_reference(tensors, bank.shape[1])
         self.self_match_radius, self.self_match_floor = own.self_match_from_tensor(tensors.get(_SELF_MATCH_KEY), _SELF_MATCH_KEY)
         if bank.shape[1] != self.feature_dim and not self.layers_explicit and self.embedding_dim is None:
@@ -464,6 +479,18 @@ class PatchCore(Detector):
         self._set_extractor(extractor, info)
         self._set_bank(bank.float().contiguous())
         return self
+
+    @staticmethod
+    def _saved_colour_context(saved: torch.Tensor | None) -> int:
+        """The saved surroundings radius; absent (saved before it existed, absolute colour) gives 0."""
+        if saved is None:
+            return 0
+        if saved.numel() != 1 or not saved.is_floating_point() or not bool(torch.isfinite(saved).all()):
+            raise ValueError(f"PatchCore state: '{_COLOUR_CONTEXT_KEY}' must be one finite number")
+        radius = float(saved.reshape(()))
+        if radius < 1 or radius != int(radius):
+            raise ValueError(f"PatchCore state: '{_COLOUR_CONTEXT_KEY}' must be a whole number >= 1, got {radius}")
+        return int(radius)
 
     def _load_reference(self, tensors: dict[str, torch.Tensor], bank_width: int) -> None:
         """Restore the reference image and its transform; a model saved before they existed loads without."""

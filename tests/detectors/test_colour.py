@@ -1,4 +1,4 @@
-"""Shrunk colour whitening: the formula, the degenerate case and bad input."""
+"""Shrunk colour whitening (the formula, the degenerate case, bad input) and colour relative to its surroundings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from qc_models.detectors.colour import between_image_colour_share, shrunk_whitening
+from qc_models.detectors.colour import between_image_colour_share, minus_surroundings, shrunk_whitening
 
 
 def test_whitening_inverts_the_shrunk_covariance() -> None:
@@ -43,3 +43,23 @@ def test_between_image_colour_share_separates_dyed_items_from_one_colour_items()
     assert between_image_colour_share(torch.zeros(3, 4, 4, 3)) == 0.0
     with pytest.raises(ValueError, match="expected"):
         between_image_colour_share(torch.zeros(3, 4, 4))
+
+
+def test_minus_surroundings_drops_tints_and_gradients_but_keeps_a_stain() -> None:
+    h = w = 16
+    ramp = torch.linspace(0.2, 0.6, w).view(1, 1, 1, w).expand(1, 3, h, w)  # lighting gradient
+    tint = torch.tensor([0.1, -0.05, 0.0]).view(1, 3, 1, 1)  # the whole item another colour
+    field = ramp + tint
+    stained = field.clone()
+    stained[:, :, 6:9, 6:9] -= torch.tensor([0.2, 0.1, 0.0]).view(1, 3, 1, 1)
+    rel = minus_surroundings(field, 3)
+    assert float(rel[..., 3:-3, 3:-3].abs().max()) < 1e-6  # a linear gradient is its own local mean
+    assert float(rel.abs().max()) < 0.05  # at the reflected borders only a small residue remains
+    # The stain keeps most of its departure; an unrelative tint would have added 0.1 everywhere.
+    departure = minus_surroundings(stained, 3)[0, 0, 7, 7]
+    assert float(departure) < -0.15
+    assert torch.equal(minus_surroundings(stained, 0), stained)
+    small = minus_surroundings(torch.rand(1, 3, 2, 2), 4)  # radius cut to the 2x2 grid: still defined
+    assert small.shape == (1, 3, 2, 2) and bool(torch.isfinite(small).all())
+    with pytest.raises(ValueError, match="radius"):
+        minus_surroundings(field, -1)

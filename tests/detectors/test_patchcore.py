@@ -261,3 +261,37 @@ def test_colour_features_and_border_padding_defaults_and_round_trip() -> None:
         _model(border_padding=8)
     with pytest.raises(ValueError, match="colour"):
         PatchCore(**{**model.get_config(), "colour_weight": 0.0}).load_state_tensors(model.state_tensors())
+
+
+def test_colour_is_relative_to_its_surroundings_and_older_artifacts_keep_absolute_colour() -> None:
+    """A good item in another overall tint is not a defect; a local stain still is. Models saved
+    before the surroundings existed (no 'colour_context' tensor) score with absolute colour."""
+    assert PatchCore(weights="none").colour_context == 4 and PatchCore(weights="none", image_size=128).colour_context == 2
+    assert PatchCore(weights="imagenet").colour_context == 0
+    train = [_texture(seed) for seed in range(4)]
+    tinted = np.clip(_texture(70).astype(np.float32) * np.array([1.0, 0.75, 0.55]), 0, 255).astype(np.uint8)
+    stained = _texture(71).astype(np.float32)
+    stained[20:36, 20:36] *= np.array([0.6, 1.0, 1.2])
+    images = [_texture(72), tinted, np.clip(stained, 0, 255).astype(np.uint8)]
+    relative = _model(coreset_ratio=1.0).fit(train)
+    absolute = _model(coreset_ratio=1.0, colour_context=0).fit(train)
+    assert relative.colour_context == 1  # 4 patches at 256 px, scaled to 64 px
+    good, tint, stain = relative.predict(images).image_scores
+    a_good, a_tint, a_stain = absolute.predict(images).image_scores
+    assert tint / good < a_tint / a_good  # the whole-item tint counts less once colour is relative
+    assert stain > tint and stain > good  # the stain still stands out
+    saved = relative.state_tensors()
+    assert float(saved["colour_context"]) == 1.0
+    restored = PatchCore(**relative.get_config()).load_state_tensors(saved)
+    assert np.allclose(restored.predict(images).image_scores, relative.predict(images).image_scores)
+    legacy = {k: v for k, v in absolute.state_tensors().items()}
+    assert "colour_context" not in legacy
+    old = PatchCore(**{k: v for k, v in absolute.get_config().items() if k != "colour_context"})
+    assert old.colour_context == 1  # the default of today ...
+    old.load_state_tensors(legacy)
+    assert old.colour_context == 0  # ... is not what the old model was fitted with
+    assert np.allclose(old.predict(images).image_scores, absolute.predict(images).image_scores)
+    with pytest.raises(ValueError, match="colour_context"):
+        PatchCore(**relative.get_config()).load_state_tensors({**saved, "colour_context": torch.tensor([0.5], dtype=torch.float64)})
+    with pytest.raises(ValueError, match="colour_context"):
+        _model(colour_context=-1)
