@@ -253,7 +253,7 @@ class PatchCore(Detector):
         if self.embedding_dim is not None and self.embedding_dim != emb.shape[-1]:
             b, h, w, c = emb.shape
             emb = F.adaptive_avg_pool1d(emb.reshape(b * h * w, 1, c), self.embedding_dim).reshape(b, h, w, -1)
-        if self.colour_weight > 0:  # local mean colour over the same neighbourhood, last 3 channels
+        if self.colour_weight > 0:  # local mean colour minus its surroundings', same neighbourhood, last 3 channels
             colour = minus_surroundings(F.adaptive_avg_pool2d(x, grid), self.colour_context)
             if k > 1:
                 colour = F.avg_pool2d(colour, k, stride=1, padding=p, count_include_pad=False)
