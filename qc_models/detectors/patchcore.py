@@ -70,6 +70,14 @@ from qc_models.detectors.patchcore_defaults import (
     default_self_match_radius,
     layers_why,
 )
+from qc_models.detectors.patchcore_state import (
+    COLOUR_CHANNELS,
+    REFERENCE_KEY,
+    REFERENCE_TRANSFORM_KEY,
+    colour_tensors,
+    restore_colour,
+    restore_reference,
+)
 from qc_models.detectors.reference import check_reference_tensor, local_difference, median_reference, reference_sample
 from qc_models.runtime import configure_torch, seed_everything
 
@@ -79,31 +87,12 @@ MAP_SIGMA = 4.0
 _BACKBONE_PREFIX = "backbone."
 _SHA_KEY = "backbone_sha256"
 _BANK_KEY = "memory_bank"
-#: Scale of the appended local-colour features; its presence marks artifacts that use padding/colour.
-#: Since 2026-11-29 it is 1 (colour on) or 0 (off) and the colour transform is saved as ``_COLOUR_TRANSFORM_KEY``.
-_COLOUR_KEY = "colour_scale"
-#: 3x3 matrix applied to the local-colour features (shrunk whitening, see :meth:`PatchCore._fit_colour_transform`).
-_COLOUR_TRANSFORM_KEY = "colour_transform"
-#: Radius of the surroundings the local colour is relative to; artifacts saved before it existed lack it (absolute colour).
-_COLOUR_CONTEXT_KEY = "colour_context"
-#: Channels of the local-colour features (mean R, G, B of the patch's neighbourhood).
-COLOUR_CHANNELS = 3
-#: Median aligned good image and the 3x3 map of the difference features (see :func:`default_reference_weight`).
-_REFERENCE_KEY = "reference_image"
-_REFERENCE_TRANSFORM_KEY = "reference_transform"
 #: (radius, floor) of own-image matching; artifacts saved before it existed lack it and score without it.
 _SELF_MATCH_KEY = "self_match"
 
 
 #: The patch grid is never finer than layer2's (stride 8), to bound bank size and scoring cost.
 _FINEST_GRID_STRIDE = 8
-def _colour_matrix(tensor: torch.Tensor, key: str) -> torch.Tensor:
-    """A saved 3x3 transform of colour-like channels, or ValueError naming its tensor."""
-    if tensor.shape != (COLOUR_CHANNELS, COLOUR_CHANNELS) or not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"PatchCore state: '{key}' must be a finite 3x3 float matrix")
-    return tensor.float().contiguous()
-
-
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -397,17 +386,13 @@ class PatchCore(Detector):
         out = {
             _BANK_KEY: self.memory_bank_.contiguous(),
             _SHA_KEY: bb.sha_to_tensor(self.weights_info_["weights_sha256"]),
-            _COLOUR_KEY: torch.tensor([0.0 if self.colour_transform_ is None else 1.0], dtype=torch.float64),
+            **colour_tensors(self.colour_transform_, self.colour_context),
         }
-        if self.colour_transform_ is not None:
-            out[_COLOUR_TRANSFORM_KEY] = self.colour_transform_.contiguous()
-            if self.colour_context > 0:
-                out[_COLOUR_CONTEXT_KEY] = torch.tensor([float(self.colour_context)], dtype=torch.float64)
         if self.self_match_radius > 0:
             out[_SELF_MATCH_KEY] = own.self_match_tensor(self.self_match_radius, self.self_match_floor)
         if self.reference_ is not None and self.reference_transform_ is not None:
-            out[_REFERENCE_KEY] = self.reference_.contiguous()
-            out[_REFERENCE_TRANSFORM_KEY] = self.reference_transform_.contiguous()
+            out[REFERENCE_KEY] = self.reference_.contiguous()
+            out[REFERENCE_TRANSFORM_KEY] = self.reference_transform_.contiguous()
         if self.weights != bb.WEIGHTS_IMAGENET:
             for key, value in self._extractor.state_dict().items():
                 out[_BACKBONE_PREFIX + key] = value.detach().clone().contiguous()
@@ -419,27 +404,9 @@ class PatchCore(Detector):
         bank = tensors.get(_BANK_KEY)
         if bank is None or bank.ndim != 2 or not bank.is_floating_point() or bank.shape[0] == 0:
             raise ValueError(f"PatchCore state: '{_BANK_KEY}' missing or not a non-empty 2-D float tensor")
-        colour = tensors.get(_COLOUR_KEY)
-        self.colour_context = self._saved_colour_context(tensors.get(_COLOUR_CONTEXT_KEY))
-        if colour is None:  # saved before padding/colour existed: the plain paper embedding
-            self.border_padding, self.colour_weight, self.colour_transform_ = 0, 0.0, None
-        else:
-            if colour.numel() != 1 or not colour.is_floating_point() or not bool(torch.isfinite(colour).all()):
-                raise ValueError(f"PatchCore state: '{_COLOUR_KEY}' must be one finite number")
-            scale = float(colour.reshape(()))
-            if (scale > 0) != (self.colour_weight > 0):
-                raise ValueError(
-                    f"PatchCore state: colour scale {scale} does not match the configured colour_weight {self.colour_weight}"
-                )
-            transform = tensors.get(_COLOUR_TRANSFORM_KEY)
-            if transform is None:  # saved before the whitening: an isotropic scale
-                self.colour_transform_ = scale * torch.eye(COLOUR_CHANNELS) if scale > 0 else None
-            elif scale > 0:
-                self.colour_transform_ = _colour_matrix(transform, _COLOUR_TRANSFORM_KEY)
-            else:
-                raise ValueError(f"PatchCore state: '{_COLOUR_TRANSFORM_KEY}' present but the colour features are off")
-        if self.colour_context > 0 and self.colour_transform_ is None:
-            raise ValueError(f"PatchCore state: '{_COLOUR_CONTEXT_KEY}' present but the colour features are off")
+        has_colour, self.colour_transform_, self.colour_context = restore_colour(tensors, self.colour_weight)
+        if not has_colour:  # saved before padding/colour existed: the plain paper embedding
+            self.border_padding, self.colour_weight = 0, 0.0
         self._load_reference(tensors, bank.shape[1])
         self.self_match_radius, self.self_match_floor = own.self_match_from_tensor(tensors.get(_SELF_MATCH_KEY), _SELF_MATCH_KEY)
         if bank.shape[1] != self.feature_dim and not self.layers_explicit and self.embedding_dim is None:
@@ -480,34 +447,13 @@ class PatchCore(Detector):
         self._set_bank(bank.float().contiguous())
         return self
 
-    @staticmethod
-    def _saved_colour_context(saved: torch.Tensor | None) -> int:
-        """The saved surroundings radius; absent (saved before it existed, absolute colour) gives 0."""
-        if saved is None:
-            return 0
-        if saved.numel() != 1 or not saved.is_floating_point() or not bool(torch.isfinite(saved).all()):
-            raise ValueError(f"PatchCore state: '{_COLOUR_CONTEXT_KEY}' must be one finite number")
-        radius = float(saved.reshape(()))
-        if radius < 1 or radius != int(radius):
-            raise ValueError(f"PatchCore state: '{_COLOUR_CONTEXT_KEY}' must be a whole number >= 1, got {radius}")
-        return int(radius)
-
     def _load_reference(self, tensors: dict[str, torch.Tensor], bank_width: int) -> None:
         """Restore the reference image and its transform; a model saved before they existed loads without."""
-        ref, transform = tensors.get(_REFERENCE_KEY), tensors.get(_REFERENCE_TRANSFORM_KEY)
-        self.reference_ = self.reference_transform_ = None
-        if ref is None and transform is None:
-            if self.reference_weight > 0:
-                if bank_width == self.feature_dim:
-                    raise ValueError(f"PatchCore state: '{_REFERENCE_KEY}' missing (the memory bank has its channels)")
-                self.reference_weight = 0.0  # saved before the reference features existed
+        ref, self.reference_transform_ = restore_reference(tensors, self.reference_weight, bank_width == self.feature_dim)
+        if ref is None:  # no reference features, or saved before they existed
+            self.reference_, self.reference_weight = None, 0.0
             return
-        if self.reference_weight <= 0:
-            raise ValueError(f"PatchCore state: '{_REFERENCE_KEY}' present but the reference features are off")
-        if ref is None or transform is None:
-            raise ValueError(f"PatchCore state: '{_REFERENCE_KEY}' and '{_REFERENCE_TRANSFORM_KEY}' must come together")
-        self.reference_transform_ = _colour_matrix(transform, _REFERENCE_TRANSFORM_KEY)
-        self.reference_ = check_reference_tensor(ref, self.image_size, f"PatchCore state: {_REFERENCE_KEY}")
+        self.reference_ = check_reference_tensor(ref, self.image_size, f"PatchCore state: {REFERENCE_KEY}")
 
     def describe(self) -> dict[str, Any]:
         """Backbone weights used (name, source, sha256, pretrained) and the memory-bank size."""
