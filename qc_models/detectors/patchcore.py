@@ -89,10 +89,10 @@ _SHA_KEY = "backbone_sha256"
 _BANK_KEY = "memory_bank"
 #: (radius, floor) of own-image matching; artifacts saved before it existed lack it and score without it.
 _SELF_MATCH_KEY = "self_match"
-
-
 #: The patch grid is never finer than layer2's (stride 8), to bound bank size and scoring cost.
 _FINEST_GRID_STRIDE = 8
+
+
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
