@@ -1,7 +1,7 @@
-"""PatchCore speed and quality versus coreset ratio and projection dimension.
+"""PatchCore speed and quality versus coreset ratio, projection dimension and bank cap.
 
 For every category of a synthetic (or given) MVTec-layout dataset and every
-(coreset_ratio, projection_dim) pair: fit on the good training images (timed, split into
+(coreset_ratio, projection_dim, max_bank_size) combination: fit on the good training images (timed, split into
 feature extraction and coreset selection), then score the test images end to end (decode,
 backbone, nearest neighbours, anomaly map; timed as images/s) and compute image AUROC and
 pixel AUROC. Prints one JSON object; numbers measured on a shared CPU are pessimistic.
@@ -11,6 +11,10 @@ pixel AUROC. Prints one JSON object; numbers measured on a shared CPU are pessim
 CPU seconds (``fit_cpu_seconds``, ``scoring_cpu_ms_per_image``) are reported beside wall time:
 with ``QC_TORCH_THREADS=1`` they show the compute cost even when other processes share the CPU.
     .venv/bin/python benchmarks/patchcore_speed.py --root data/demo --categories carpet --ratios 0.1
+
+MVTec-sized training sets (the bank cap keeps scoring speed; 0 = no cap):
+    .venv/bin/python benchmarks/patchcore_speed.py --categories carpet wood bottle --n-train 400 \
+        --n-test-good 40 --n-per-defect 12 --ratios 0.05 --projection-dims 32 --max-bank-sizes 0 10000
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from qc_models.data.images import load_mask, load_rgb  # noqa: E402
 from qc_models.data.layout import list_categories, open_category  # noqa: E402
 from qc_models.detectors.patchcore import PatchCore  # noqa: E402
+from qc_models.detectors.patchcore_defaults import MAX_BANK_SIZE  # noqa: E402
 from qc_models.runtime import configure_torch  # noqa: E402
 
 TARGETS = {"fit_seconds": 30.0, "images_per_second": 10.0, "image_auroc": 0.95, "pixel_auroc": 0.98}
@@ -74,7 +79,8 @@ def _timed_scoring(model: PatchCore, samples: list[Any]) -> tuple[np.ndarray, li
 
 
 def evaluate(
-    root: Path, category: str, ratio: float, projection_dim: int | None, args: argparse.Namespace
+    root: Path, category: str, ratio: float, projection_dim: int | None, args: argparse.Namespace,
+    max_bank_size: int | None = None,
 ) -> dict[str, Any]:
     layout = open_category(root, category)
     train = [load_rgb(s.path) for s in layout.samples("train")]
@@ -84,13 +90,15 @@ def evaluate(
         weights=args.weights,
         image_size=args.image_size,
         coreset_ratio=ratio,
+        max_bank_size=max_bank_size,
         projection_dim=projection_dim,
         reweight=args.reweight,
         layers=args.layers,
         seed=args.seed,
         batch_size=args.batch_size,
     )
-    row: dict[str, Any] = {"category": category, "coreset_ratio": ratio, "projection_dim": projection_dim}
+    row: dict[str, Any] = {"category": category, "coreset_ratio": ratio, "projection_dim": projection_dim,
+                           "max_bank_size": max_bank_size}
     row["layers"] = list(model.layers)
     row.update(_timed_fit(model, train))
     scores, maps, seconds, cpu_seconds = _timed_scoring(model, test)
@@ -116,10 +124,14 @@ def evaluate(
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (ratio, projection_dim): worst-category quality, slowest fit and scoring, and the checks."""
+    """Per (ratio, projection_dim, bank cap): worst-category quality, slowest fit and scoring, and the checks."""
     out = []
-    for key in sorted({(r["coreset_ratio"], r["projection_dim"] or 0) for r in rows}):
-        group = [r for r in rows if (r["coreset_ratio"], r["projection_dim"] or 0) == key]
+
+    def key_of(r: dict[str, Any]) -> tuple[float, int, int]:
+        return r["coreset_ratio"], r["projection_dim"] or 0, r.get("max_bank_size") or 0
+
+    for key in sorted({key_of(r) for r in rows}):
+        group = [r for r in rows if key_of(r) == key]
         worst = {
             "fit_seconds": max(r["fit_seconds"] for r in group),
             "coreset_seconds": max(r["coreset_seconds"] for r in group),
@@ -133,7 +145,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "image_auroc": worst["image_auroc"] >= TARGETS["image_auroc"],
             "pixel_auroc": worst["pixel_auroc"] >= TARGETS["pixel_auroc"],
         }
-        out.append({"coreset_ratio": key[0], "projection_dim": key[1] or None, "worst": worst, "checks": checks})
+        out.append({"coreset_ratio": key[0], "projection_dim": key[1] or None, "max_bank_size": key[2] or None,
+                    "worst": worst, "checks": checks})
     return out
 
 
@@ -160,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--categories", nargs="+", help="default: all categories of the dataset")
     p.add_argument("--ratios", nargs="+", type=float, default=[0.01, 0.025, 0.05, 0.1])
     p.add_argument("--projection-dims", nargs="+", type=int, default=[128], help="0 = no projection")
+    p.add_argument("--max-bank-sizes", nargs="+", type=int, default=[MAX_BANK_SIZE],
+                   help=f"memory bank caps (default {MAX_BANK_SIZE}, the detector's; 0 = no cap)")
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--n-train", type=int, default=120)
     p.add_argument("--n-test-good", type=int, default=20)
@@ -181,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         for category in categories:
             for dim in args.projection_dims:
                 for ratio in args.ratios:
-                    row = evaluate(root, category, ratio, dim or None, args)
-                    rows.append(row)
-                    print(json.dumps(row), file=sys.stderr, flush=True)
+                    for cap in args.max_bank_sizes:
+                        row = evaluate(root, category, ratio, dim or None, args, cap or None)
+                        rows.append(row)
+                        print(json.dumps(row), file=sys.stderr, flush=True)
     result = {
         "benchmark": "patchcore_speed",
         "environment": {

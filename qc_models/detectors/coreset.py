@@ -42,11 +42,14 @@ def random_projection(features: torch.Tensor, dim: int | None, seed: int = 0) ->
     return features.float() @ matrix
 
 
-def coreset_size(n_points: int, ratio: float) -> int:
-    """Number of points kept for a ``ratio`` in (0, 1]: ``round(ratio * N)``, at least 1."""
+def coreset_size(n_points: int, ratio: float, max_size: int | None = None) -> int:
+    """Number of points kept: ``round(ratio * N)``, at least 1, at most ``max_size`` (None: no cap)."""
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f"coreset ratio must be in (0, 1], got {ratio}")
-    return max(1, min(n_points, int(round(ratio * n_points))))
+    if max_size is not None and max_size < 1:
+        raise ValueError(f"coreset max_size must be >= 1 or None, got {max_size}")
+    n = max(1, min(n_points, int(round(ratio * n_points))))
+    return n if max_size is None else min(n, int(max_size))
 
 
 def _check(points: torch.Tensor, n: int) -> None:
@@ -129,9 +132,10 @@ def select_coreset(
     projection_dim: int | None = 32,
     seed: int = 0,
     progress: ProgressCallback | None = None,
+    max_size: int | None = None,
 ) -> torch.Tensor:
-    """Indices of the ``ratio`` share of ``(N, D)`` features kept by greedy k-center on a projection."""
-    n = coreset_size(features.shape[0], ratio)
+    """Indices of the ``ratio`` share (at most ``max_size``) of ``(N, D)`` features kept by greedy k-center."""
+    n = coreset_size(features.shape[0], ratio, max_size)
     if n == features.shape[0]:
         return torch.arange(n)
     return greedy_coreset(random_projection(features, projection_dim, seed), n, seed, progress)

@@ -26,7 +26,8 @@ anomalous as its distance to the nearest bank entry. Done as the paper does it:
   ``self_match_floor`` x the bank distance (:mod:`qc_models.detectors.self_similarity`): goods that
   differ from the bank as a whole (a rarer colour) no longer score high everywhere, while a defect
   has no twin;
-* the memory bank is a greedy k-center coreset (``coreset_ratio`` of all patches) selected on a
+* the memory bank is a greedy k-center coreset (``coreset_ratio`` of all patches, at most
+  ``max_bank_size`` rows so that large training sets do not slow scoring) selected on a
   Gaussian random projection (:mod:`qc_models.detectors.coreset`);
 * patch score = exact Euclidean distance to the nearest bank row
   (:mod:`qc_models.detectors.nearest_neighbours`); image score = maximum patch score, optionally
@@ -62,6 +63,7 @@ from qc_models.detectors.coreset import select_coreset
 from qc_models.detectors.map_ops import gaussian_blur
 from qc_models.detectors.nearest_neighbours import NearestNeighbourIndex, nearest_neighbours
 from qc_models.detectors.patchcore_defaults import (
+    MAX_BANK_SIZE,
     default_border_padding,
     default_colour_context,
     default_colour_weight,
@@ -109,6 +111,7 @@ class PatchCore(Detector):
         weights: str = bb.WEIGHTS_IMAGENET,
         image_size: int = 256,
         coreset_ratio: float = 0.05,
+        max_bank_size: int | None = MAX_BANK_SIZE,
         projection_dim: int | None = 32,
         neighbourhood: int = 3,
         reweight: bool = False,
@@ -135,7 +138,8 @@ class PatchCore(Detector):
             raise ValueError(f"coreset_ratio must be in (0, 1], got {coreset_ratio}")
         if neighbourhood < 1 or neighbourhood % 2 == 0:
             raise ValueError(f"neighbourhood must be a positive odd number, got {neighbourhood}")
-        for label, value in (("projection_dim", projection_dim), ("embedding_dim", embedding_dim)):
+        for label, value in (("projection_dim", projection_dim), ("embedding_dim", embedding_dim),
+                             ("max_bank_size", max_bank_size)):
             if value is not None and value < 1:
                 raise ValueError(f"{label} must be >= 1 or None, got {value}")
         if num_neighbours < 1 or batch_size < 1:
@@ -144,6 +148,7 @@ class PatchCore(Detector):
         self.weights = str(weights)
         self.image_size = int(image_size)
         self.coreset_ratio = float(coreset_ratio)
+        self.max_bank_size = None if max_bank_size is None else int(max_bank_size)
         self.projection_dim = None if projection_dim is None else int(projection_dim)
         self.neighbourhood = int(neighbourhood)
         self.reweight = bool(reweight)
@@ -303,6 +308,7 @@ class PatchCore(Detector):
             self.projection_dim,
             self.seed,
             progress=lambda message, fraction: report("selecting coreset", 0.3 + 0.7 * fraction),
+            max_size=self.max_bank_size,
         )
         self._set_bank(features[index].contiguous())
         report("done", 1.0)

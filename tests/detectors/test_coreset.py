@@ -47,6 +47,19 @@ def test_indices_unique_and_count_follows_ratio() -> None:
     assert int(idx.min()) >= 0 and int(idx.max()) < 1000
 
 
+def test_max_size_caps_the_count_the_ratio_gives() -> None:
+    assert coreset_size(1000, 0.05, max_size=20) == 20
+    assert coreset_size(1000, 0.05, max_size=500) == 50  # the cap only ever lowers the count
+    assert coreset_size(1000, 0.05, max_size=None) == 50
+    feats = _points(1000, 16)
+    idx = select_coreset(feats, 0.05, projection_dim=8, seed=0, max_size=20)
+    assert idx.numel() == 20 and idx.unique().numel() == 20
+    # Greedy picks are nested: the capped set is the first 20 picks of the uncapped one.
+    assert idx.tolist() == select_coreset(feats, 0.05, projection_dim=8, seed=0)[:20].tolist()
+    with pytest.raises(ValueError, match="max_size"):
+        coreset_size(1000, 0.05, max_size=0)
+
+
 def test_duplicates_never_picked_twice() -> None:
     pts = torch.cat([torch.zeros(30, 4), torch.ones(1, 4), torch.full((1, 4), 3.0)])
     idx = greedy_coreset(pts, 10, seed=0)

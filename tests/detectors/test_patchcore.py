@@ -79,6 +79,16 @@ def test_memory_bank_size_follows_ratio_and_fit_is_deterministic(fitted: PatchCo
     assert progress == sorted(progress) and progress[-1] == 1.0 and 0.0 < progress[len(progress) // 2] < 1.0
 
 
+def test_max_bank_size_caps_the_memory_bank_and_travels_in_the_config() -> None:
+    capped = _model(max_bank_size=40).fit([_texture(seed) for seed in range(8)])
+    assert capped.memory_bank_ is not None and capped.memory_bank_.shape[0] == 40  # the ratio alone gives 128
+    assert capped.get_config()["max_bank_size"] == 40
+    assert PatchCore(**capped.get_config()).max_bank_size == 40
+    assert _model(max_bank_size=None).max_bank_size is None
+    with pytest.raises(ValueError, match="max_bank_size"):
+        _model(max_bank_size=0)
+
+
 def test_state_round_trip_through_safetensors_is_identical(fitted: PatchCore, tmp_path: Path) -> None:
     images = [_texture(7), _scratched(8), _texture(9, (50, 70))]
     before = fitted.predict(images)
