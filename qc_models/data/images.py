@@ -104,15 +104,33 @@ def probe_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, decode: bo
         return img.size
 
 
+#: Sample depths that cameras store in 16-bit files (10-, 12- and 14-bit sensors, 8-bit data widened).
+_CONTAINER_DEPTHS = (8, 10, 12, 14, 16)
+
+
+def sample_bits(top: float) -> int:
+    """The smallest common sample depth (8, 10, 12, 14 or 16 bits) that holds ``top``, the largest value.
+
+    Machine-vision cameras write 10/12/14-bit samples into 16-bit PNG/TIFF files without saying so
+    (Pillow does not read PNG's sBIT chunk). Scaled by 255/65535, a 12-bit image keeps 17 grey levels
+    of 256 and looks black, so the depth is inferred from the data: an image whose brightest pixel
+    is far below its sensor's range is brightened (by a power of 4).
+    """
+    for bits in _CONTAINER_DEPTHS:
+        if top < 2**bits:
+            return bits
+    return 16
+
+
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale 16/32-bit integer data (16-bit range unless larger) or float data to 8 bits."""
+    """Scale 16/32-bit integer data (inferred sample depth, see :func:`sample_bits`) or float data to 8 bits."""
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
     if arr.dtype.kind in "iu":
         top = float(arr.max(initial=0))
-        scale = 65535.0 if top <= 65535 else top
+        scale = float(2 ** sample_bits(top) - 1) if top <= 65535 else top
         return (arr.astype(np.float32) * (255.0 / scale)).round().clip(0, 255).astype(np.uint8)
     if arr.dtype.kind == "f":
         top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
@@ -134,22 +152,45 @@ def _to_rgb(path: Path, img: Image.Image) -> np.ndarray:
         raise ImageLoadError(path, "unsupported_mode", f"cannot convert {img.mode} pixels to RGB ({exc})") from exc
 
 
+def is_sixteen_bit_colour(img: Image.Image) -> bool:
+    """A 16-bit-per-channel RGB file (read before ``load``, which clears the tile list)."""
+    if img.mode != "RGB" or not img.tile:
+        return False
+    args = img.tile[0][3]
+    rawmode = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args else "")
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
+def _read_sixteen_bit_colour(path: Path) -> np.ndarray | None:
+    """All 16 bits of an RGB file via OpenCV (Pillow keeps only the high bytes); None if OpenCV cannot."""
+    import cv2
+
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != 3:
+        return None
+    return _to_uint8(arr[..., ::-1])
+
+
 def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode ``path`` to an ``(H, W, 3)`` uint8 RGB array.
 
     Grayscale and 1-bit are replicated, RGBA/LA/transparent palettes are composited on
-    black, palettes expanded, CMYK converted, 16-bit data scaled by 255/65535. Raises
+    black, palettes expanded, CMYK converted, 16-bit data scaled to 8 bits from the sample depth
+    its values fill (16, or 10/12/14 bits as cameras store them; :func:`sample_bits`). Raises
     :class:`ImageLoadError` (kinds: missing, empty_file, not_an_image, corrupt,
     decompression_bomb, unsupported_mode).
     """
     path = Path(path)
     with _open(path) as img:
         _check_pixels(path, img, max_pixels)
+        wide_colour = is_sixteen_bit_colour(img)
         _load(path, img)
-        try:
-            arr = _to_rgb(path, img)
-        except OSError as exc:
-            raise ImageLoadError(path, "corrupt", f"corrupt or truncated image ({exc})") from exc
+        arr = _read_sixteen_bit_colour(path) if wide_colour else None
+        if arr is None:
+            try:
+                arr = _to_rgb(path, img)
+            except OSError as exc:
+                raise ImageLoadError(path, "corrupt", f"corrupt or truncated image ({exc})") from exc
     if arr.dtype != np.uint8:
         arr = _to_uint8(arr)
     return np.ascontiguousarray(arr)

@@ -91,6 +91,26 @@ def test_sixteen_bit_png_and_tiff_are_scaled(tmp_path: Path) -> None:
     assert load_rgb(tmp_path / "c16.tif")[0, 0].tolist() == [0, 50, 255]
 
 
+@pytest.mark.parametrize(("bits", "ext"), [(10, "png"), (12, "png"), (12, "tif"), (14, "tif")])
+def test_camera_depths_in_sixteen_bit_files_fill_the_eight_bit_range(tmp_path: Path, bits: int, ext: str) -> None:
+    top = 2**bits - 1
+    grey = np.array([[0, top // 2, top, top // 4]], np.uint16)
+    cv2.imwrite(str(tmp_path / f"g.{ext}"), grey)
+    expected = [round(v * 255 / top) for v in grey[0].tolist()]
+    assert load_rgb(tmp_path / f"g.{ext}")[0, :, 0].tolist() == expected  # not 255/65535: a 12-bit image stays visible
+    colour = np.zeros((1, 2, 3), np.uint16)
+    colour[0, 0] = (top, top // 2, 0)  # BGR order for OpenCV
+    cv2.imwrite(str(tmp_path / f"c.{ext}"), colour)
+    assert Image.open(tmp_path / f"c.{ext}").mode == "RGB"  # Pillow alone would keep only the high bytes
+    assert load_rgb(tmp_path / f"c.{ext}")[0, 0].tolist() == [0, round((top // 2) * 255 / top), 255]
+
+
+def test_eight_bit_values_in_a_sixteen_bit_file_are_kept(tmp_path: Path) -> None:
+    grey = np.array([[0, 17, 200, 255]], np.uint16)
+    cv2.imwrite(str(tmp_path / "g.png"), grey)
+    assert load_rgb(tmp_path / "g.png")[0, :, 0].tolist() == [0, 17, 200, 255]
+
+
 def test_one_bit_and_cmyk(tmp_path: Path) -> None:
     Image.fromarray(np.array([[True, False]])).convert("1").save(tmp_path / "b.png")
     assert load_rgb(tmp_path / "b.png").tolist() == [[[255] * 3, [0] * 3]]

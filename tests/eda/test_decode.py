@@ -39,6 +39,17 @@ def test_same_pixels_as_load_rgb(tmp_path: Path, name: str, make, mode: str, cha
     np.testing.assert_array_equal(d.rgb, load_rgb(path))
 
 
+def test_sixteen_bit_colour_reports_its_depth_and_the_detectors_pixels(tmp_path: Path) -> None:
+    import cv2
+
+    path = tmp_path / "c12.png"
+    cv2.imwrite(str(path), _pattern().astype(np.uint16) * 16)  # 12-bit camera data in a 16-bit file
+    d = decode_image(path)
+    assert (d.mode, d.channels, d.bit_depth) == ("RGB", 3, 16)
+    np.testing.assert_array_equal(d.rgb, load_rgb(path))
+    assert d.rgb.max() > 200  # all 12 bits were read, not only the high byte (max 15)
+
+
 def test_errors_name_the_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
