@@ -78,12 +78,52 @@ def _load(path: Path, img: Image.Image) -> None:
         raise ImageLoadError(path, "corrupt", f"corrupt or truncated image ({exc})") from exc
 
 
+#: EXIF orientation tag. Phones (and the annotation tools that draw masks on their photos) show
+#: images turned by it, so the pixels are turned the same way on loading.
+_ORIENTATION_TAG = 0x0112
+_TURNED_SIDEWAYS = (5, 6, 7, 8)
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an opened image; 1 (as stored) when absent or unreadable."""
+    try:
+        value = img.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not make a readable image unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def oriented_size(img: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` as the image is shown, i.e. after its EXIF orientation."""
+    w, h = img.size
+    return (h, w) if exif_orientation(img) in _TURNED_SIDEWAYS else (w, h)
+
+
+def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn/flip pixel rows and columns as EXIF ``orientation`` says (as Pillow's ``exif_transpose``)."""
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1]
+    if orientation == 5:
+        return arr.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(arr, -1)
+    if orientation == 7:
+        return arr[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return np.rot90(arr, 1)
+    return arr
+
+
 def read_size(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
-    """``(width, height)`` from the file header alone (fast; does not detect truncation)."""
+    """``(width, height)`` as shown (EXIF orientation applied) from the header alone; does not detect truncation."""
     path = Path(path)
     with _open(path) as img:
         _check_pixels(path, img, max_pixels)
-        return img.size
+        return oriented_size(img)
 
 
 def probe_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, decode: bool = True) -> tuple[int, int]:
@@ -101,7 +141,7 @@ def probe_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS, decode: bo
                 _to_rgb(path, img)
             except OSError as exc:
                 raise ImageLoadError(path, "corrupt", f"corrupt or truncated image ({exc})") from exc
-        return img.size
+        return oriented_size(img)
 
 
 #: Sample depths that cameras store in 16-bit files (10-, 12- and 14-bit sensors, 8-bit data widened).
@@ -176,7 +216,8 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray
 
     Grayscale and 1-bit are replicated, RGBA/LA/transparent palettes are composited on
     black, palettes expanded, CMYK converted, 16-bit data scaled to 8 bits from the sample depth
-    its values fill (16, or 10/12/14 bits as cameras store them; :func:`sample_bits`). Raises
+    its values fill (16, or 10/12/14 bits as cameras store them; :func:`sample_bits`), and the
+    pixels turned by the EXIF orientation, as viewers show them. Raises
     :class:`ImageLoadError` (kinds: missing, empty_file, not_an_image, corrupt,
     decompression_bomb, unsupported_mode).
     """
@@ -184,6 +225,7 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray
     with _open(path) as img:
         _check_pixels(path, img, max_pixels)
         wide_colour = is_sixteen_bit_colour(img)
+        orientation = exif_orientation(img)
         _load(path, img)
         arr = _read_sixteen_bit_colour(path) if wide_colour else None
         if arr is None:
@@ -193,14 +235,15 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray
                 raise ImageLoadError(path, "corrupt", f"corrupt or truncated image ({exc})") from exc
     if arr.dtype != np.uint8:
         arr = _to_uint8(arr)
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(apply_orientation(arr, orientation))
 
 
 def load_mask(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Decode a ground-truth mask to an ``(H, W)`` bool array (any non-zero pixel = defect)."""
+    """Decode a ground-truth mask to an ``(H, W)`` bool array (any non-zero pixel = defect; EXIF orientation applied)."""
     path = Path(path)
     with _open(path) as img:
         _check_pixels(path, img, max_pixels)
+        orientation = exif_orientation(img)
         _load(path, img)
         try:
             arr = np.asarray(img.convert("L") if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV") else img)
@@ -208,4 +251,4 @@ def load_mask(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarra
             raise ImageLoadError(path, "corrupt", f"cannot read mask pixels ({exc})") from exc
     if arr.ndim == 3:
         arr = arr[..., :3].max(axis=2) if arr.shape[2] >= 3 else arr[..., 0]
-    return arr > 0
+    return np.ascontiguousarray(apply_orientation(arr > 0, orientation))

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from qc_models.data.images import MAX_IMAGE_PIXELS, ImageLoadError, is_sixteen_bit_colour, load_rgb
+from qc_models.data.images import MAX_IMAGE_PIXELS, ImageLoadError, exif_orientation, is_sixteen_bit_colour, load_rgb
 
 _FAST_FORMATS = ("PNG", "JPEG", "BMP")
 _CHANNELS = {"LA": 2, "La": 2, "PA": 4, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "CMYK": 4}
@@ -36,15 +36,15 @@ class DecodedImage:
     bit_depth: int  # bits per channel of the file
 
 
-def _header(path: Path, data: bytes) -> tuple[str, str, int, int, bool, int]:
-    """Mode, format, width, height, transparency and bits per channel from the file header."""
+def _header(path: Path, data: bytes) -> tuple[str, str, int, int, bool, int, int]:
+    """Mode, format, width, height, transparency, bits per channel and EXIF orientation from the header."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 w, h = img.size
                 bits = 16 if is_sixteen_bit_colour(img) else _BIT_DEPTH.get(img.mode, 8)
-                return img.mode, str(img.format), w, h, "transparency" in img.info, bits
+                return img.mode, str(img.format), w, h, "transparency" in img.info, bits, exif_orientation(img)
     except UnidentifiedImageError as exc:
         raise ImageLoadError(path, "not_an_image", "not a recognised image file") from exc
     except Image.DecompressionBombError as exc:
@@ -86,12 +86,13 @@ def decode_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Decode
         raise ImageLoadError(path, "unreadable", f"cannot read file ({exc})") from exc
     if not data:
         raise ImageLoadError(path, "empty_file", "file is empty (0 bytes)")
-    mode, fmt, w, h, transparent, bits = _header(path, data)
+    mode, fmt, w, h, transparent, bits, orientation = _header(path, data)
     if w * h > max_pixels:
         raise ImageLoadError(
             path, "decompression_bomb", f"image is {w}x{h} = {w * h:,} pixels, above the limit of {max_pixels:,}; refused"
         )
-    rgb = _fast_decode(data, fmt, mode)
+    # Turned photos take the slow path, which applies the orientation exactly as load_rgb does.
+    rgb = _fast_decode(data, fmt, mode) if orientation == 1 else None
     if rgb is None:
         rgb = load_rgb(path, max_pixels=max_pixels)
     return DecodedImage(rgb=rgb, mode=mode, channels=_channels(mode, transparent), bit_depth=bits)

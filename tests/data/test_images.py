@@ -111,6 +111,27 @@ def test_eight_bit_values_in_a_sixteen_bit_file_are_kept(tmp_path: Path) -> None
     assert load_rgb(tmp_path / "g.png")[0, :, 0].tolist() == [0, 17, 200, 255]
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_viewers_show_the_photo(tmp_path: Path, orientation: int) -> None:
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(orientation)
+    stored = Image.fromarray(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(tmp_path / "photo.png", exif=exif)
+    Image.fromarray((rng.random((6, 10)) > 0.5).astype(np.uint8) * 255).save(tmp_path / "mask.png", exif=exif)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "photo.png")))
+    out = load_rgb(tmp_path / "photo.png")
+    np.testing.assert_array_equal(out, shown)
+    assert out.flags.c_contiguous
+    assert read_size(tmp_path / "photo.png") == probe_image(tmp_path / "photo.png") == (shown.shape[1], shown.shape[0])
+    shown_mask = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "mask.png"))) > 0
+    np.testing.assert_array_equal(load_mask(tmp_path / "mask.png"), shown_mask)
+    if orientation in (5, 6, 7, 8):
+        assert out.shape[:2] == (10, 6)  # turned sideways
+
+
 def test_one_bit_and_cmyk(tmp_path: Path) -> None:
     Image.fromarray(np.array([[True, False]])).convert("1").save(tmp_path / "b.png")
     assert load_rgb(tmp_path / "b.png").tolist() == [[[255] * 3, [0] * 3]]

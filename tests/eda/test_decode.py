@@ -50,6 +50,17 @@ def test_sixteen_bit_colour_reports_its_depth_and_the_detectors_pixels(tmp_path:
     assert d.rgb.max() > 200  # all 12 bits were read, not only the high byte (max 15)
 
 
+@pytest.mark.parametrize("ext", ["jpg", "png"])
+def test_a_turned_photo_is_decoded_as_load_rgb_turns_it(tmp_path: Path, ext: str) -> None:
+    path = tmp_path / f"phone.{ext}"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait
+    Image.fromarray(_pattern(6, 10)).save(path, exif=exif)
+    d = decode_image(path)
+    assert d.rgb.shape == (10, 6, 3)
+    np.testing.assert_array_equal(d.rgb, load_rgb(path))
+
+
 def test_errors_name_the_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
