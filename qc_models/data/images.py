@@ -85,7 +85,13 @@ _TURNED_SIDEWAYS = (5, 6, 7, 8)
 
 
 def exif_orientation(img: Image.Image) -> int:
-    """The EXIF orientation (1-8) of an opened image; 1 (as stored) when absent or unreadable."""
+    """The EXIF orientation (1-8) of an opened image; 1 (as stored) when absent or unreadable.
+
+    Never decodes pixels: Pillow's PNG ``getexif`` loads the whole image when no eXIf chunk came
+    before the pixel data, so such a PNG counts as unturned until it has been loaded.
+    """
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
     try:
         value = img.getexif().get(_ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not make a readable image unreadable
@@ -225,8 +231,8 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray
     with _open(path) as img:
         _check_pixels(path, img, max_pixels)
         wide_colour = is_sixteen_bit_colour(img)
-        orientation = exif_orientation(img)
         _load(path, img)
+        orientation = exif_orientation(img)
         arr = _read_sixteen_bit_colour(path) if wide_colour else None
         if arr is None:
             try:
@@ -243,8 +249,8 @@ def load_mask(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarra
     path = Path(path)
     with _open(path) as img:
         _check_pixels(path, img, max_pixels)
-        orientation = exif_orientation(img)
         _load(path, img)
+        orientation = exif_orientation(img)
         try:
             arr = np.asarray(img.convert("L") if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV") else img)
         except (OSError, ValueError) as exc:

@@ -141,6 +141,18 @@ def test_one_bit_and_cmyk(tmp_path: Path) -> None:
     assert px[0] > 240 and px[1] < 15 and px[2] < 15  # pure red
 
 
+def test_read_size_never_decodes_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageFile
+
+    for name in ("a.png", "b.jpg"):
+        Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(tmp_path / name)
+
+    decoded: list[str] = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(str(self.filename)))
+    assert read_size(tmp_path / "a.png") == read_size(tmp_path / "b.jpg") == (12, 8)
+    assert decoded == []
+
+
 def test_truncated_png_is_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "cut.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
