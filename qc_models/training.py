@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from qc_models.alignment_check import decide_alignment
-from qc_models.calibration import CALIBRATION_FRACTION, MIN_CALIBRATION_IMAGES, Calibrator, split_calibration
+from qc_models.calibration import (
+    CALIBRATION_FRACTION,
+    MIN_CALIBRATION_IMAGES,
+    Calibrator,
+    calibration_outliers,
+    split_calibration,
+)
 from qc_models.config import Settings
 from qc_models.data import (
     GOOD,
@@ -292,10 +298,12 @@ def train_category(
         note = calibrator.fallback_note()
         if note:
             log.warning("%s/%s: %s", category, name, note)
+        suspects = _suspect_calibration_images(cal_scores, training["calibration_files"], calibrator, f"{category}/{name}")
         if validation is not None:
             val_scores, _ = predict_in_batches(detector, validation[0])
             calibrator.fit_validation(val_scores, validation[1])
-        info = dict(training, fit_seconds=round(fit_seconds, 3), n_fit=len(fit_images), n_calibration=len(cal_images))
+        info = dict(training, fit_seconds=round(fit_seconds, 3), n_fit=len(fit_images), n_calibration=len(cal_images),
+                    suspect_calibration_images=suspects)
         if uses_defects:
             info.update(defects_info)
         path = save_model(out, category, detector, calibrator, training=info)
@@ -308,6 +316,24 @@ def train_category(
         result[ENSEMBLE] = ens
     progress(f"{category}: done", 1.0)
     return result
+
+
+def _suspect_calibration_images(scores: np.ndarray, files: Sequence[str], calibrator: Calibrator,
+                                 label: str) -> list[dict[str, Any]]:
+    """Held-out good images scoring like defects (:func:`calibration_outliers`), logged so someone looks at them."""
+    found = calibration_outliers(scores, calibrator.target_false_reject_rate, calibrator.score_upper_bound)
+    suspects = [{"file": files[f["index"]], "score": round(f["score"], 6),
+                 "threshold_without": round(f["threshold_without"], 6)} for f in found]
+    for x in suspects:
+        log.warning("%s: %s", label, suspect_image_note(x))
+    return suspects
+
+
+def suspect_image_note(entry: dict[str, Any]) -> str:
+    """What to tell someone about one ``suspect_calibration_images`` entry of a model's training record."""
+    return (f"held-out good image {entry['file']} scores {entry['score']:.4g}, like a defect (the other held-out images "
+            f"give a threshold of {entry['threshold_without']:.4g}, so it raised this model's threshold). If it is "
+            "defective, move it out of train/good and retrain.")
 
 
 def fit_category_ensemble(

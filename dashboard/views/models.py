@@ -15,7 +15,7 @@ from qc_models.alignment_check import ALIGN_MODES
 from qc_models.calibration import Calibrator
 from qc_models.detectors.backbone import imagenet_weights_cached
 from qc_models.evaluation import run_evaluation
-from qc_models.training import MODELS, PROFILES, train_category
+from qc_models.training import MODELS, PROFILES, suspect_image_note, train_category
 
 MODEL_ORDER = ("cae", "unet", "patchcore", "ensemble")
 METRIC_COLUMNS = ("image_auroc", "average_precision", "f1", "precision", "recall", "false_reject_rate",
@@ -213,6 +213,8 @@ with tab_threshold:
     fallback = trained.calibrator.fallback_note()
     if fallback:
         st.warning(f"{th_model}: {fallback}", icon=":material/warning:")
+    for suspect in trained.metadata.get("training", {}).get("suspect_calibration_images", []):
+        st.warning(f"{th_model}: {suspect_image_note(suspect)}", icon=":material/warning:")
     cal = state.calibration_scores(str(cfg.models_dir), root, category, th_model)
     if len(cal) < 2:
         st.warning("The calibration images listed in this model's model.json are not under the dataset root, so "

@@ -303,6 +303,30 @@ def test_models_page_warns_when_the_target_is_beyond_the_score_range(demo_env, o
     assert not any("beyond the highest score" in w.value for w in at.warning)
 
 
+def test_models_page_names_a_held_out_good_image_that_scores_like_a_defect(demo_env, open_page, monkeypatch,
+                                                                           tmp_path) -> None:
+    import shutil
+
+    from qc_models.registry import latest_version
+
+    models_dir, data_dir, category, db_url = demo_env
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    path = latest_version(copy, category, "patchcore").path
+    meta = json.loads((path / "model.json").read_text())
+    meta["training"]["suspect_calibration_images"] = [{"file": "007.png", "score": 9.5, "threshold_without": 3.25}]
+    (path / "model.json").write_text(json.dumps(meta))
+    point_env(monkeypatch, data_dir, copy, db_url)
+    at = open_page("models")
+    at.selectbox(key="models_category").set_value(category).run()
+    at.selectbox(key="th_model").set_value("cae").run()
+    assert not any("007.png" in w.value for w in at.warning)
+    at.selectbox(key="th_model").set_value("patchcore").run()
+    assert not at.exception, at.exception
+    warned = [w.value for w in at.warning if "007.png" in w.value]
+    assert len(warned) == 1 and "9.5" in warned[0] and "3.25" in warned[0] and "train/good" in warned[0]
+
+
 def test_models_page_offers_and_saves_the_validation_f1_threshold(demo_env, open_page, monkeypatch, tmp_path) -> None:
     import shutil
 

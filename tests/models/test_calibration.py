@@ -10,6 +10,7 @@ import pytest
 from qc_models.calibration import (
     CalibrationError,
     Calibrator,
+    calibration_outliers,
     conservative_threshold,
     f1_optimal_threshold,
     split_calibration,
@@ -55,6 +56,22 @@ def test_false_reject_rate_on_fresh_good_scores_stays_low(draw: str) -> None:
         frr.append(np.mean(cal.decide(sample(2000))))
     assert np.mean(frr) <= 0.02
     assert np.median(frr) <= 0.01
+
+
+@pytest.mark.parametrize("draw", ["normal", "gamma", "lognormal"])
+def test_an_image_scoring_like_a_defect_is_flagged_and_good_tails_rarely_are(draw: str) -> None:
+    flagged_clean = 0
+    for rep in range(100):
+        rng = np.random.default_rng(rep)
+        scores = {"normal": lambda: rng.normal(5.0, 1.0, 18), "gamma": lambda: rng.gamma(2.0, 1.0, 18),
+                  "lognormal": lambda: rng.lognormal(0.0, 0.6, 18)}[draw]()
+        flagged_clean += bool(calibration_outliers(scores, 0.01))
+        planted, rest = scores.copy(), np.delete(scores, 7)
+        planted[7] = rest.max() + 5.0 * (rest.max() - np.median(rest))  # far beyond every good score
+        found = calibration_outliers(planted, 0.01)
+        assert [f["index"] for f in found] == [7]
+        assert found[0]["threshold_without"] == conservative_threshold(np.delete(planted, 7), 0.01)
+    assert flagged_clean <= 5  # of 100 clean calibration sets of 18
 
 
 def test_heavy_tail_is_extrapolated_beyond_the_maximum() -> None:

@@ -102,6 +102,28 @@ def test_unreadable_training_image_is_skipped_and_recorded(dataset: Path, tmp_pa
     assert [Path(s["path"]).name for s in skipped] == ["zzz.png"]
 
 
+def test_a_defect_among_the_held_out_good_images_is_named(dataset: Path, tmp_path: Path, standins: None,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    from qc_models.calibration import split_calibration
+
+    ds = tmp_path / "ds"
+    shutil.copytree(dataset, ds)
+    good = sorted((ds / "widget" / "train" / "good").glob("*.png"))
+    _, cal_idx = split_calibration(len(good), seed=0)
+    clean = train_category(ds, "widget", models=("cae",), out=tmp_path / "m0", size=32)
+    record = json.loads((clean["cae"] / "model.json").read_text())["training"]
+    assert record["suspect_calibration_images"] == []
+    planted = good[int(cal_idx[0])]
+    img = cv2.imread(str(planted))
+    img[8:24, 8:24] = 255  # a large white blotch: a defective part filed as good
+    cv2.imwrite(str(planted), img)
+    paths = train_category(ds, "widget", models=("cae",), out=tmp_path / "m1", size=32)
+    record = json.loads((paths["cae"] / "model.json").read_text())["training"]
+    assert [x["file"] for x in record["suspect_calibration_images"]] == [planted.name]
+    assert record["suspect_calibration_images"][0]["score"] > record["suspect_calibration_images"][0]["threshold_without"]
+    assert planted.name in caplog.text and "move it out of train/good" in caplog.text
+
+
 def test_too_few_training_images_is_a_clear_error(tmp_path: Path, standins: None) -> None:
     ds = write_dataset(tmp_path / "small", n_train=4)
     with pytest.raises(CalibrationError, match="at least 6 good training images"):
