@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from qc_models.calibration import Calibrator
-from qc_models.detectors.ensemble import Ensemble, EnsembleError, fit_ensemble, weights_from_auroc
+from qc_models.detectors.ensemble import Ensemble, EnsembleError, fit_ensemble, weights_from_auroc, working_copies
 from qc_models.metrics import auroc
-from tests.models.standin import defective_image, good_image, standin_class
+from tests.models.standin import MeanDistance, defective_image, good_image, standin_class
 
 
 class Member:
@@ -139,3 +139,52 @@ def test_a_labelled_validation_folder_is_recorded_but_the_weights_stay_synthetic
     rows = {r["member"]: r for r in ens.weight_table()}
     assert rows["red"]["validation_auroc"] == 1.0 and rows["red"]["weight"] == ens.weights["red"]
     assert synthetic_only.weight_table()[0]["validation_auroc"] is None
+
+
+def test_working_copies_shrink_large_images_to_the_shorter_side_and_never_enlarge() -> None:
+    big = np.zeros((768, 1024, 3), np.uint8)
+    big[:, 512:] = 200
+    small = np.zeros((60, 300, 3), np.uint8)  # shorter side below the working size
+    exact = np.zeros((64, 64, 3), np.uint8)
+    shrunk, same, same2 = working_copies([big, small, exact], 64)
+    assert shrunk.shape == (64, 85, 3)  # aspect kept: 1024 / 768 * 64 = 85.3
+    assert shrunk[:, :40].max() == 0 and shrunk[:, 45:].min() == 200  # the same picture, smaller
+    assert same is small and same2 is exact  # nothing is enlarged or copied for nothing
+
+
+class SizeRecorder(MeanDistance):
+    """A stand-in member that records the shapes it was asked to score."""
+
+    def __init__(self, image_size: int = 32) -> None:
+        super().__init__(image_size=image_size)
+        self.seen: list[tuple[int, int]] = []
+
+    def predict(self, images):
+        self.seen.extend(img.shape[:2] for img in images)
+        return super().predict(images)
+
+
+def test_synthetic_anomalies_are_drawn_at_the_members_working_size() -> None:
+    """A 1024-px original would turn the generator's pixel-sized strokes into sub-pixel ones."""
+    rng = np.random.default_rng(3)
+    members = {}
+    for name in ("a", "b"):
+        det = SizeRecorder(image_size=32).fit([good_image(rng, 128) for _ in range(10)])
+        pred = det.predict([good_image(rng, 128) for _ in range(8)])
+        det.seen.clear()
+        members[name] = Member(det, Calibrator().fit(pred.image_scores, pred.anomaly_maps))
+    cal_images = [good_image(rng, 128) for _ in range(6)]
+    ens, cal = fit_ensemble(members, cal_images, seed=0)
+    seen = members["a"].detector.seen
+    assert seen.count((128, 128)) == 6  # the calibration images themselves, as inspected: the threshold
+    assert seen.count((32, 32)) == 6 + ens.details["n_synthetic"]  # their working copies and every anomaly
+    assert ens.details["synthetic_shrunk_to"] == 32 and ens.details["n_synthetic"] == 30
+    assert not cal.decide(ens.combine_scores({k: m.calibrator.standardise(m.detector.predict(cal_images).image_scores)
+                                              for k, m in members.items()})).any()
+
+    for m in members.values():  # images already at the working size: one pass, nothing shrunk
+        m.detector.seen.clear()
+    small = [good_image(rng, 32) for _ in range(6)]
+    ens_small, _ = fit_ensemble(members, small, seed=0)
+    assert ens_small.details["synthetic_shrunk_to"] is None
+    assert members["a"].detector.seen.count((32, 32)) == 6 + ens_small.details["n_synthetic"]
