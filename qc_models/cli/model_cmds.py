@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _setup_logging()
     models = MODEL_CHOICES if args.model == "all" else (args.model,)
     out = _models_dir(args.out)
+    overrides = _patchcore_overrides(args, models)
     if args.weights == "none":
         print(UNTRAINED_WARNING, file=sys.stderr, flush=True)
     try:
@@ -88,13 +89,30 @@ def cmd_train(args: argparse.Namespace) -> int:
                 args.root, category, models=models, out=out, weights=args.weights, backbone=args.backbone,
                 size=args.size, epochs=args.epochs, seed=args.seed, target_false_reject_rate=args.target_frr,
                 validation_dir=args.validation, defects_dir=args.defects, profile=args.profile, progress=_progress(),
-                align=args.align,
+                align=args.align, detector_overrides=overrides,
             )
             for path in paths.values():
                 print(path, flush=True)
     except _user_errors() as exc:
         raise CliError(str(exc)) from None
     return 0
+
+
+def _patchcore_overrides(args: argparse.Namespace, models: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+    """PatchCore's ``--coreset-ratio`` / ``--reweight``, checked before any minutes of training."""
+    chosen: dict[str, Any] = {}
+    if args.coreset_ratio is not None:
+        if not 0.0 < args.coreset_ratio <= 1.0:
+            raise CliError(f"--coreset-ratio must be in (0, 1], got {args.coreset_ratio}")
+        chosen["coreset_ratio"] = args.coreset_ratio
+    if args.reweight:
+        chosen["reweight"] = True
+    if not chosen:
+        return None
+    if "patchcore" not in models:
+        flags = " and ".join(f"--{k.replace('_', '-')}" for k in chosen)
+        raise CliError(f"{flags} set PatchCore, which --model {args.model} does not train")
+    return {"patchcore": chosen}
 
 
 # ---------------------------------------------------------------- evaluate
@@ -239,6 +257,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="training epochs of the learned detectors")
     p.add_argument("--seed", type=int, default=0, help="random seed (calibration split, init)")
     p.add_argument("--target-frr", type=float, default=0.01, help="target false-reject rate (default 0.01)")
+    p.add_argument("--coreset-ratio", type=float, default=None,
+                   help="PatchCore: share of the training patches kept in its memory bank (default 0.05, at most "
+                        "10,000 patches); larger is slower to fit and to score")
+    p.add_argument("--reweight", action="store_true",
+                   help="PatchCore: the paper's re-weighted image score (Eq. 7) instead of the largest patch distance")
     p.add_argument("--profile", choices=("default", "demo"), default="default", help="demo = faster settings")
     p.add_argument("--validation", help="labelled validation folder (<dir>/good, <dir>/<defect>), never the test set")
     p.add_argument("--align", choices=("auto", "on", "off"), default="auto",
