@@ -105,6 +105,21 @@ def detector_kwargs(
     return {k: v for k, v in wanted.items() if k in params}
 
 
+def patchcore_overrides(coreset_ratio: float | None = None, reweight: bool = False) -> dict[str, Any]:
+    """The PatchCore settings a user chose (``qc train`` flags, the dashboard's Train tab); {} for none.
+
+    Checked here, before minutes of training other detectors: ValueError when the ratio is out of range.
+    """
+    chosen: dict[str, Any] = {}
+    if coreset_ratio is not None:
+        if not 0.0 < coreset_ratio <= 1.0:
+            raise ValueError(f"coreset ratio must be in (0, 1], got {coreset_ratio}")
+        chosen["coreset_ratio"] = float(coreset_ratio)
+    if reweight:
+        chosen["reweight"] = True
+    return chosen
+
+
 def _accepts(cls: type, parameter: str) -> bool:
     return parameter in inspect.signature(cls.__init__).parameters
 

@@ -100,13 +100,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _patchcore_overrides(args: argparse.Namespace, models: Sequence[str]) -> dict[str, dict[str, Any]] | None:
     """PatchCore's ``--coreset-ratio`` / ``--reweight``, checked before any minutes of training."""
-    chosen: dict[str, Any] = {}
-    if args.coreset_ratio is not None:
-        if not 0.0 < args.coreset_ratio <= 1.0:
-            raise CliError(f"--coreset-ratio must be in (0, 1], got {args.coreset_ratio}")
-        chosen["coreset_ratio"] = args.coreset_ratio
-    if args.reweight:
-        chosen["reweight"] = True
+    from qc_models.training import patchcore_overrides
+
+    try:
+        chosen = patchcore_overrides(args.coreset_ratio, args.reweight)
+    except ValueError as exc:
+        raise CliError(f"--coreset-ratio: {exc}") from None
     if not chosen:
         return None
     if "patchcore" not in models:

@@ -81,7 +81,7 @@ def test_train_patchcore_options_reach_the_model_and_bad_ones_stop_before_traini
     default = main([*base, "--model", "patchcore", "--out", str(tmp_path / "d")])
     config = json.loads((Path(capsys.readouterr().out.split()[0]) / "model.json").read_text())["config"]
     assert default == 0 and config["coreset_ratio"] == 0.05 and config["reweight"] is False
-    for extra, message in ((["--model", "patchcore", "--coreset-ratio", "0"], "--coreset-ratio must be in (0, 1], got 0.0"),
+    for extra, message in ((["--model", "patchcore", "--coreset-ratio", "0"], "--coreset-ratio: coreset ratio must be in (0, 1], got 0.0"),
                            (["--model", "cae", "--reweight"], "--reweight set PatchCore, which --model cae does not train")):
         assert main([*base, "--out", str(tmp_path / "bad"), *extra]) == 2
         assert capsys.readouterr().err.strip().endswith(message)
