@@ -74,6 +74,18 @@ def test_an_image_scoring_like_a_defect_is_flagged_and_good_tails_rarely_are(dra
     assert flagged_clean <= 5  # of 100 clean calibration sets of 18
 
 
+def test_bounded_scores_must_reach_half_the_bound_to_be_flagged() -> None:
+    """A U-Net whose good images score ~1e-6 is not 'scoring like a defect' at 7.5e-5."""
+    rng = np.random.default_rng(0)
+    tiny = rng.lognormal(np.log(4.5e-6), 0.5, 18)
+    tiny[3] = 7.5e-5
+    assert [f["index"] for f in calibration_outliers(tiny, 0.01)] == [3]  # unbounded: far out
+    assert calibration_outliers(tiny, 0.01, upper_bound=1.0) == []  # as a probability: nowhere near a defect
+    fires = rng.uniform(0.001, 0.05, 18)
+    fires[5] = 0.98  # the U-Net segments a defect in a 'good' image
+    assert [f["index"] for f in calibration_outliers(fires, 0.01, upper_bound=1.0)] == [5]
+
+
 def test_heavy_tail_is_extrapolated_beyond_the_maximum() -> None:
     # Real U-Net calibration scores: most good images near 0.04, two of 18 fire strongly.
     s = np.r_[np.linspace(0.032, 0.075, 16), 0.47, 0.83]
