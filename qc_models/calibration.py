@@ -188,8 +188,11 @@ def calibration_outliers(scores: Sequence[float] | np.ndarray, alpha: float,
     Bounded scores (``upper_bound``: the U-Net's defect probability) must also reach half the bound
     to count as "like a defect": a U-Net whose good images all score near 0 spans decades below
     its bound, and a carpet at probability 7.5e-5 against a median of 4.5e-6 (1024-px images) was
-    flagged although no pixel came near being segmented as a defect. The flagged U-Net images of
-    the 36 models above all scored 0.97-1.0.
+    flagged although no pixel came near being segmented as a defect. Near the bound the margin is
+    at most half the way from the others' threshold to the bound, since ``t + (t - median)`` may lie
+    beyond any score: the demo bottle U-Net's 1.0 against the others' 0.68 (a threshold that
+    makes the model reject nothing) was missed before. The flagged U-Net images of the models
+    above all scored 0.97-1.0.
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
     flagged: list[dict[str, float]] = []
@@ -200,7 +203,10 @@ def calibration_outliers(scores: Sequence[float] | np.ndarray, alpha: float,
             break  # sorted: no lower score reaches half the bound either
         rest = np.delete(s, i)
         threshold = conservative_threshold(rest, alpha, upper_bound)
-        if s[i] > 2.0 * threshold - float(np.median(rest)):
+        margin = threshold - float(np.median(rest))
+        if upper_bound is not None:
+            margin = min(margin, 0.5 * (upper_bound - threshold))
+        if s[i] > threshold + margin:
             flagged.append({"index": int(i), "score": float(s[i]), "threshold_without": threshold})
     return flagged
 
@@ -318,6 +324,10 @@ class Calibrator:
             limit = f"above every synthetic anomaly (the highest scored {anomaly_max:.4g})"
         else:
             top = self.stats_.get("max", float("nan"))
+            if self.score_upper_bound is not None and self.threshold_ >= self.score_upper_bound * (1.0 - 1e-6):
+                return (f"a held-out good image scored {top:.4g}, the highest score this model can give, so its "
+                        "threshold sits there and it rejects almost nothing, good or defective. Look at the "
+                        "held-out images that score that high; more good training images usually help.")
             limit = f"beyond the highest score this model can give (a held-out good image scored {top:.4g})"
         return (f"a false-reject rate of {100 * self.target_false_reject_rate:g} % needs a threshold {limit}; the "
                 f"threshold is the empirical {self.threshold_:.4g} instead, so expect about {expected:.1f} % false "

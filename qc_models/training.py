@@ -348,7 +348,8 @@ def suspect_image_note(entry: dict[str, Any]) -> str:
     """What to tell someone about one ``suspect_calibration_images`` entry of a model's training record."""
     return (f"held-out good image {entry['file']} scores {entry['score']:.4g}, like a defect (the other held-out images "
             f"give a threshold of {entry['threshold_without']:.4g}, so it raised this model's threshold). If it is "
-            "defective, move it out of train/good and retrain.")
+            "defective, move it out of train/good and retrain; if it is good, this model finds parts like it "
+            "unusual, and more good images like it help.")
 
 
 def fit_category_ensemble(

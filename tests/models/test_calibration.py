@@ -84,6 +84,11 @@ def test_bounded_scores_must_reach_half_the_bound_to_be_flagged() -> None:
     fires = rng.uniform(0.001, 0.05, 18)
     fires[5] = 0.98  # the U-Net segments a defect in a 'good' image
     assert [f["index"] for f in calibration_outliers(fires, 0.01, upper_bound=1.0)] == [5]
+    # The demo bottle U-Net: one image at the bound, one at 0.68. t + (t - median) from the others lies beyond 1,
+    # so only a margin capped at half the way to the bound can name the image that stops the model rejecting.
+    bottle = np.r_[np.geomspace(7e-4, 0.1, 16), 0.68, 0.99999988]
+    assert [f["index"] for f in calibration_outliers(bottle, 0.01, upper_bound=1.0)] == [17]
+    assert calibration_outliers(np.r_[np.geomspace(0.01, 0.5, 15), 0.72, 0.87, 0.93], 0.01, upper_bound=1.0) == []
 
 
 def test_heavy_tail_is_extrapolated_beyond_the_maximum() -> None:
@@ -142,6 +147,10 @@ def test_a_threshold_above_every_known_anomaly_falls_back_to_the_order_statistic
     p = np.r_[np.geomspace(7e-4, 0.03, 17), 0.9]
     assert Calibrator(0.01, score_upper_bound=1.0).fit(p, anomaly_max=5.0).threshold == 0.9
     assert "highest score this model can give" in Calibrator(0.01, score_upper_bound=1.0).fit(p).fallback_note()
+    # A held-out image at the bound itself (the demo bottle U-Net's 0.99999988): the model can reject nothing.
+    at_bound = Calibrator(0.01, score_upper_bound=1.0).fit(np.r_[np.geomspace(7e-4, 0.1, 16), 0.68, 0.99999988])
+    assert at_bound.threshold == pytest.approx(0.99999988)
+    assert "rejects almost nothing" in at_bound.fallback_note() and "expect about" not in at_bound.fallback_note()
     with pytest.raises(CalibrationError, match="anomaly_max"):
         Calibrator(0.01).fit(s, anomaly_max=float("inf"))
 
