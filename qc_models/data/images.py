@@ -9,7 +9,9 @@ problem codes of :mod:`qc_models.data.integrity` (plus ``missing``).
 
 from __future__ import annotations
 
+import struct
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -217,6 +219,27 @@ def _read_sixteen_bit_colour(path: Path) -> np.ndarray | None:
     return _to_uint8(arr[..., ::-1])
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk_types(path: Path) -> Iterator[bytes]:
+    """The chunk types of a PNG file in order, read by seeking past each chunk's data."""
+    with path.open("rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return
+        while len(head := f.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            yield kind
+            if kind == b"IEND":
+                return
+            f.seek(length + 4, 1)  # data and CRC
+
+
+def _png_exif_after_pixels(path: Path, img: Image.Image) -> bool:
+    """True for a PNG whose eXIf chunk follows the pixel data: Pillow sees it only after decoding."""
+    return img.format == "PNG" and "exif" not in img.info and b"eXIf" in _png_chunk_types(path)
+
+
 def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode ``path`` to an ``(H, W, 3)`` uint8 RGB array.
 
@@ -230,10 +253,12 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray
     path = Path(path)
     with _open(path) as img:
         _check_pixels(path, img, max_pixels)
-        wide_colour = is_sixteen_bit_colour(img)
-        _load(path, img)
+        # 16-bit colour is decoded once, by OpenCV; Pillow decodes it only when OpenCV cannot
+        # (then Pillow's load reports the corrupt file) or to find an eXIf chunk after the pixels.
+        arr = _read_sixteen_bit_colour(path) if is_sixteen_bit_colour(img) else None
+        if arr is None or _png_exif_after_pixels(path, img):
+            _load(path, img)
         orientation = exif_orientation(img)
-        arr = _read_sixteen_bit_colour(path) if wide_colour else None
         if arr is None:
             try:
                 arr = _to_rgb(path, img)

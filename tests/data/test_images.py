@@ -105,6 +105,49 @@ def test_camera_depths_in_sixteen_bit_files_fill_the_eight_bit_range(tmp_path: P
     assert load_rgb(tmp_path / f"c.{ext}")[0, 0].tolist() == [0, round((top // 2) * 255 / top), 255]
 
 
+def _with_exif_chunk(png: bytes, orientation: int, after_pixels: bool) -> bytes:
+    """``png`` with an eXIf chunk (EXIF orientation) right after IHDR or right before IEND."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = exif.tobytes()
+    data = data[6:] if data.startswith(b"Exif\x00\x00") else data
+    chunk = struct.pack(">I", len(data)) + b"eXIf" + data + struct.pack(">I", zlib.crc32(b"eXIf" + data))
+    cut = len(png) - 12 if after_pixels else 8 + 25  # before IEND / after signature + IHDR
+    return png[:cut] + chunk + png[cut:]
+
+
+@pytest.mark.parametrize("ext", ["png", "tif"])
+def test_sixteen_bit_colour_is_decoded_once(tmp_path: Path, ext: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageFile
+
+    colour = np.random.default_rng(3).integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / f"c.{ext}"), colour)
+    expected = (colour[..., ::-1].astype(np.float64) * 255 / 65535).round().astype(np.uint8)
+    decoded: list[str] = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self.filename) or real_load(self))
+    np.testing.assert_array_equal(load_rgb(tmp_path / f"c.{ext}"), expected)
+    assert decoded == [], "OpenCV's decode is enough; Pillow must not decode the pixels a second time"
+
+
+@pytest.mark.parametrize("after_pixels", [False, True])
+def test_sixteen_bit_colour_png_keeps_its_exif_orientation(tmp_path: Path, after_pixels: bool) -> None:
+    colour = np.random.default_rng(4).integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "plain.png"), colour)
+    path = tmp_path / "turned.png"
+    path.write_bytes(_with_exif_chunk((tmp_path / "plain.png").read_bytes(), 6, after_pixels))
+    out = load_rgb(path)
+    np.testing.assert_array_equal(out, np.rot90(load_rgb(tmp_path / "plain.png"), -1))
+    assert out.shape == (7, 5, 3)
+
+
+def test_truncated_sixteen_bit_colour_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "cut.png"
+    cv2.imwrite(str(path), np.random.default_rng(5).integers(0, 65536, (64, 64, 3), dtype=np.uint16))
+    path.write_bytes(path.read_bytes()[:-3000])
+    assert _error(path).kind == "corrupt"
+
+
 def test_eight_bit_values_in_a_sixteen_bit_file_are_kept(tmp_path: Path) -> None:
     grey = np.array([[0, 17, 200, 255]], np.uint16)
     cv2.imwrite(str(tmp_path / "g.png"), grey)
