@@ -161,24 +161,14 @@ def model_versions(models_dir: str, gen: int = 0) -> pd.DataFrame:
     """Every saved model version as a table (newest first); empty when the registry is missing."""
     if not Path(models_dir).is_dir():
         return pd.DataFrame()
-    from qc_models.registry import list_versions
+    from qc_models.registry import list_versions, version_rows
 
-    return pd.DataFrame([_version_row(v) for v in list_versions(models_dir)])
+    return pd.DataFrame(version_rows(list_versions(models_dir)))
 
 
 def model_categories(versions: pd.DataFrame) -> list[str]:
     """Categories that have at least one trained model, sorted (empty registry: none)."""
     return sorted(versions["category"].unique()) if "category" in versions else []
-
-
-def _version_row(version: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(version):
-        row = dataclasses.asdict(version)
-    elif isinstance(version, Mapping):
-        row = dict(version)
-    else:
-        row = {k: v for k, v in vars(version).items() if not k.startswith("_")}
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in row.items() if not isinstance(v, (dict, list))}
 
 
 def model_signature(models_dir: str, category: str) -> tuple[str, ...]:

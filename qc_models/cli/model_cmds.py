@@ -1,4 +1,4 @@
-"""`qc train`, `qc evaluate`, `qc score`: the model commands (argument parsing only).
+"""`qc train`, `qc evaluate`, `qc score`, `qc models`: the model commands (argument parsing only).
 
 ``train`` prints one artifact path per line on stdout (progress and warnings on
 stderr); ``evaluate --json`` prints the metrics keyed by model name; ``score``
@@ -239,6 +239,55 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+# ---------------------------------------------------------------- models
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the registry's versions, newest first; exit 1 when a version cannot be read."""
+    from qc_models.model_set import MODEL_ORDER
+    from qc_models.registry import list_versions, version_rows
+
+    models_dir = _models_dir(args.models_dir)
+    if not models_dir.is_dir():
+        raise CliError(f"{models_dir}: no such model registry folder")
+    rows = sorted(version_rows(list_versions(models_dir, args.category, args.model)),  # stable: newest first within
+                  key=lambda r: (r["category"], MODEL_ORDER.index(r["model"]) if r["model"] in MODEL_ORDER else 99))
+    if args.json:
+        print(json.dumps({"models_dir": str(models_dir), "versions": rows}, indent=2))
+    elif rows:
+        cols = ("category", "model", "version", "use", "backbone", "threshold", "image_auroc", "pixel_auroc",
+                "recall", "false_reject_rate")
+        widths = {c: max(len(c), *(len(_cell(r, c)) for r in rows)) for c in cols}
+        print("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
+        for r in rows:
+            print("  ".join(_cell(r, c).ljust(widths[c]) for c in cols).rstrip())
+        print("use: * = the newest version, which every command loads; metrics are from the last qc evaluate")
+    for r in rows:
+        if r["error"]:
+            print(f"error: {r['path']}: {r['error']}", file=sys.stderr)
+    if any(r["untrained_backbone"] and r["in_use"] for r in rows):
+        print(UNTRAINED_WARNING, file=sys.stderr)
+    if not rows:
+        chosen = " ".join(f"{k} {v}" for k, v in (("category", args.category), ("model", args.model)) if v)
+        raise CliError(f"{models_dir}: no trained models{' for ' + chosen if chosen else ''} "
+                       "(train some with: qc train ROOT --category C --out DIR)")
+    return 1 if any(r["error"] for r in rows) else 0
+
+
+def _cell(row: dict[str, Any], col: str) -> str:
+    if col == "use":
+        return "*" if row["in_use"] else ""
+    value = row.get(col)
+    if row.get("error") and col not in ("category", "model", "version"):
+        return "unreadable" if col == "backbone" else "-"
+    if value is None:
+        return "-"
+    if col == "threshold":
+        short = f"{value:.4g}"  # but 0.99999988 (a probability threshold at its bound) is not "1"
+        return f"{value:.8g}" if float(short) != value and float(short).is_integer() else short
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 # ---------------------------------------------------------------- registration
 
 
@@ -286,3 +335,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--save-maps", metavar="DIR", help="write heatmap overlays (PNG) per image and model")
     p.set_defaults(func=cmd_score)
+
+    p = subparsers.add_parser("models", help="list the model registry: versions, which are in use, their metrics")
+    p.add_argument("models_dir", nargs="?", metavar="MODELS_DIR", help="model registry folder (default: QC_MODELS_DIR)")
+    p.add_argument("--category", help="only this category")
+    p.add_argument("--model", choices=(*MODEL_CHOICES, "ensemble"), help="only this model")
+    p.add_argument("--json", action="store_true", help="print the versions as JSON")
+    p.set_defaults(func=cmd_models)

@@ -36,6 +36,7 @@ from qc_models.registry.listing import (
     load_model_set,
     registry_categories,
     resolve_category,
+    version_rows,
 )
 
 __all__ = [
@@ -43,5 +44,5 @@ __all__ = [
     "ModelSet", "TrainedModel", "VersionInfo", "_REGISTERED", "data_fingerprint", "detector_class", "file_sha256",
     "latest_version", "library_versions", "list_versions", "load_model", "load_model_set", "new_version_name",
     "read_metadata", "register_detector_type", "registry_categories", "resolve_category", "save_ensemble",
-    "save_model", "update_calibration", "update_metrics", "uses_untrained_backbone",
+    "save_model", "update_calibration", "update_metrics", "uses_untrained_backbone", "version_rows",
 ]

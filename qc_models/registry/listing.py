@@ -77,6 +77,38 @@ def list_versions(models_dir: str | Path, category: str | None = None, model: st
     return out
 
 
+def version_rows(versions: Sequence[VersionInfo]) -> list[dict[str, Any]]:
+    """One flat row per version for listings (``qc models``): what it is, whether it is in use, how it scored.
+
+    ``in_use`` marks the newest version of each category/model, the one every command loads (a
+    broken one too: commands then stop with its ``error``); ``backbone`` is ``"resnet18 (none)"``
+    style for PatchCore and None for models without one; the metrics are those of the last
+    ``qc evaluate`` (None before any).
+    """
+    newest: dict[tuple[str, str], str] = {}
+    for v in versions:
+        if v.version > newest.get((v.category, v.model), ""):
+            newest[(v.category, v.model)] = v.version
+    rows = []
+    for v in versions:
+        backbone = v.weights.get("backbone")
+        rows.append({
+            "category": v.category,
+            "model": v.model,
+            "version": v.version,
+            "in_use": newest.get((v.category, v.model)) == v.version,
+            "created": v.created,
+            "backbone": f"{backbone} ({v.weights.get('weights', '?')})" if backbone else None,
+            "untrained_backbone": v.untrained_backbone,
+            "pose_aligned": v.pose_aligned,
+            "threshold": v.threshold,
+            **{k: v.metrics.get(k) for k in ("image_auroc", "pixel_auroc", "recall", "false_reject_rate")},
+            "path": str(v.path),
+            "error": v.error,
+        })
+    return rows
+
+
 def latest_version(models_dir: str | Path, category: str, model: str) -> VersionInfo | None:
     """The newest version of ``category``/``model``, or None when there is none."""
     versions = list_versions(models_dir, category, model)

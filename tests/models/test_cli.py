@@ -173,3 +173,43 @@ def test_score_missing_target_and_registry_are_exit_2(tmp_path: Path, capsys) ->
     assert main(["score", str(img), "--models", str(tmp_path / "empty")]) == 2
     assert "no trained models" in capsys.readouterr().err
 
+
+
+def test_models_lists_every_version_marks_the_one_in_use_and_flags_broken_ones(tiny_models_dir, tmp_path: Path,
+                                                                                 capsys) -> None:
+    src, _, category = tiny_models_dir
+    models_dir = tmp_path / "models"
+    shutil.copytree(src, models_dir)
+    cae = models_dir / category / "cae"
+    newest = max(p.name for p in cae.iterdir())
+    shutil.copytree(cae / newest, cae / "20000101T000000000000Z-0001")  # an older version, kept for comparison
+    broken = cae / "20000101T000000000000Z-0000"
+    broken.mkdir()
+    (broken / "model.json").write_text("{not json")
+    meta = json.loads((cae / newest / "model.json").read_text())
+
+    assert main(["models", str(models_dir), "--json"]) == 1  # it ran, and one version cannot be read
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)["versions"]
+    assert "untrained backbone" in captured.err and f"{broken}: " in captured.err and "not valid JSON" in captured.err
+    caes = [r for r in rows if r["model"] == "cae"]
+    assert [r["version"] for r in caes] == [newest, "20000101T000000000000Z-0001", broken.name]  # newest first
+    assert [r["in_use"] for r in caes] == [True, False, False]
+    assert caes[0]["image_auroc"] == meta["metrics"]["image_auroc"] and caes[0]["threshold"] == meta["threshold"]
+    assert caes[2]["error"] and caes[2]["image_auroc"] is None
+    assert {r["model"] for r in rows if r["in_use"]} == {"cae", "unet", "patchcore", "ensemble"}
+    assert next(r for r in rows if r["model"] == "patchcore")["backbone"] == "resnet18 (none)"
+
+    assert main(["models", str(models_dir), "--model", "patchcore"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["category", "model", "version", "use"]
+    body = [line.split() for line in lines[1:-1]]
+    assert len(body) == 1 and body[0][:2] == [category, "patchcore"] and body[0][3] == "*"
+
+
+def test_models_without_a_registry_is_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["models", str(tmp_path / "nope")]) == 2
+    assert "no such model registry folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["models", str(tmp_path / "empty"), "--category", "wood"]) == 2
+    assert "no trained models for category wood" in capsys.readouterr().err
