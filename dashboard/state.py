@@ -226,10 +226,11 @@ def newest_metrics(models_dir: str, category: str, gen: int = 0) -> dict[str, di
 @st.cache_data(show_spinner="Scoring the calibration hold-out…", max_entries=16)
 def _calibration_scores(models_dir: str, root: str, category: str, model: str, signature: tuple[str, ...]) -> list:
     from qc_models.data import GOOD, load_rgb
+    from qc_models.training import calibration_files
 
     mset = model_set(models_dir, category)
     trained = mset.ensemble if model == "ensemble" else mset.members[model]
-    names = trained.metadata.get("training", {}).get("calibration_files", [])
+    names = calibration_files(trained.metadata)
     folder = Path(root) / category / "train" / GOOD
     images = [load_rgb(folder / n) for n in names if (folder / n).is_file()]
     if not images:

@@ -67,10 +67,13 @@ PROFILE_PARAMS: dict[str, dict[str, dict[str, Any]]] = {
     # Learned detectors stop after 4 min of training (early stopping usually ends them sooner);
     # the check runs between epochs, so the 5 min target keeps an epoch of headroom.
     "default": {"cae": {"max_train_seconds": 240.0}, "unet": {"max_train_seconds": 240.0}, "patchcore": {}},
-    # ~2 min per category for all three: the demo trains 4 categories in under ~10 min.
+    # ~2 min per category for all three: the demo trains 4 categories in under ~10 min. The epochs are
+    # the budget (30 and 60 take about 30 s and 45 s on two idle cores); the clock is only a safety net
+    # at 3x that, so that a fresh clone trains the same demo models on a slower or busier machine
+    # (with 30 s / 45 s limits, 4 of the 8 demo networks stopped 1-10 epochs short here).
     "demo": {
-        "cae": {"epochs": 30, "max_train_seconds": 30.0},
-        "unet": {"epochs": 60, "max_train_seconds": 45.0},
+        "cae": {"epochs": 30, "max_train_seconds": 90.0},
+        "unet": {"epochs": 60, "max_train_seconds": 135.0},
         "patchcore": {"coreset_ratio": 0.05},
     },
 }
@@ -344,12 +347,21 @@ def _suspect_calibration_images(scores: np.ndarray, files: Sequence[str], calibr
     return suspects
 
 
+def calibration_files(metadata: dict[str, Any]) -> list[str]:
+    """The calibration images a saved model's threshold rests on: those held out when it was trained,
+    minus any left out since (:func:`qc_models.calibration_exclusion.exclude_calibration_images`)."""
+    training = metadata.get("training") or {}
+    excluded = set(training.get("calibration_excluded") or [])
+    return [f for f in training.get("calibration_files") or [] if f not in excluded]
+
+
 def suspect_image_note(entry: dict[str, Any]) -> str:
     """What to tell someone about one ``suspect_calibration_images`` entry of a model's training record."""
     return (f"held-out good image {entry['file']} scores {entry['score']:.4g}, like a defect (the other held-out images "
             f"give a threshold of {entry['threshold_without']:.4g}, so it raised this model's threshold). If it is "
-            "defective, move it out of train/good and retrain; if it is good, this model finds parts like it "
-            "unusual, and more good images like it help.")
+            f"defective, leave it out of calibration (qc calibrate ROOT --category C --exclude {entry['file']}, or "
+            "the Models page's Threshold tab: no retraining needed) and move it out of train/good; if it is good, "
+            "this model finds parts like it unusual, and more good images like it help.")
 
 
 def fit_category_ensemble(
@@ -382,7 +394,7 @@ def fit_category_ensemble(
                 log.warning("ensemble: skipping %s (%s)", name, exc)
     if len(members) < 2:
         return None
-    cal_sets = [set(m.metadata.get("training", {}).get("calibration_files", [])) for m in members.values()]
+    cal_sets = [set(calibration_files(m.metadata)) for m in members.values()]
     fingerprints = {m.metadata.get("training", {}).get("fingerprint") for m in members.values()}
     if len(fingerprints) > 1:
         log.warning("ensemble: members of %s were trained on different data; using shared held-out images only", category)

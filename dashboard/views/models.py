@@ -15,6 +15,7 @@ from qc_models.alignment_check import ALIGN_MODES
 from qc_models.calibration import Calibrator
 from qc_models.detectors.backbone import imagenet_weights_cached
 from qc_models.evaluation import run_evaluation
+from qc_models.calibration_exclusion import exclude_calibration_images
 from qc_models.training import MODELS, PROFILES, patchcore_overrides, suspect_image_note, train_category
 
 MODEL_ORDER = ("cae", "unet", "patchcore", "ensemble")
@@ -225,6 +226,19 @@ with tab_threshold:
         st.warning(f"{th_model}: {fallback}", icon=":material/warning:")
     for suspect in trained.metadata.get("training", {}).get("suspect_calibration_images", []):
         st.warning(f"{th_model}: {suspect_image_note(suspect)}", icon=":material/warning:")
+        if st.button(f"Leave {suspect['file']} out of calibration", key=f"exclude_{th_model}_{suspect['file']}",
+                     help="Refits the threshold of every model of this category that held it out, without it, and "
+                          "rebuilds the ensemble. Nothing is retrained; the previous thresholds stay in each "
+                          "model's history."):
+            try:
+                with st.spinner(f"Recalibrating {category} without {suspect['file']}…"):
+                    done, _ = exclude_calibration_images(root, category, cfg.models_dir, [suspect["file"]])
+            except (ValueError, OSError) as exc:
+                st.error(f"Not changed: {exc}")
+            else:
+                state.clear_caches()
+                st.success("Recalibrated: " + "; ".join(
+                    f"{r.model} {r.old_threshold:.4g} → {r.new_threshold:.4g}" for r in done) + "; ensemble rebuilt.")
     cal = state.calibration_scores(str(cfg.models_dir), root, category, th_model)
     if len(cal) < 2:
         st.warning("The calibration images listed in this model's model.json are not under the dataset root, so "

@@ -1,4 +1,4 @@
-"""`qc train`, `qc evaluate`, `qc score`, `qc models`: the model commands (argument parsing only).
+"""`qc train`, `qc evaluate`, `qc score`, `qc calibrate`, `qc models`: the model commands (argument parsing only).
 
 ``train`` prints one artifact path per line on stdout (progress and warnings on
 stderr); ``evaluate --json`` prints the metrics keyed by model name; ``score``
@@ -239,6 +239,29 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+# ---------------------------------------------------------------- calibrate
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Refit the thresholds of a category's models without some calibration images (no retraining)."""
+    from qc_models.calibration_exclusion import exclude_calibration_images
+    from qc_models.registry import resolve_category
+
+    _setup_logging()
+    models_dir = _models_dir(args.models)
+    try:
+        category = resolve_category(models_dir, args.category)
+        done, ensemble = exclude_calibration_images(args.root, category, models_dir, args.exclude, progress=_progress())
+    except _user_errors() as exc:
+        raise CliError(str(exc)) from None
+    for r in done:
+        print(f"{category}/{r.model}: threshold {r.old_threshold:.6g} -> {r.new_threshold:.6g} "
+              f"({r.n_calibration} calibration images)  {r.path}")
+    if ensemble is not None:
+        print(f"{category}/ensemble: rebuilt on the recalibrated members  {ensemble}")
+    return 0
+
+
 # ---------------------------------------------------------------- models
 
 
@@ -335,6 +358,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--save-maps", metavar="DIR", help="write heatmap overlays (PNG) per image and model")
     p.set_defaults(func=cmd_score)
+
+    p = subparsers.add_parser("calibrate", help="leave held-out good images out of a category's calibration "
+                                               "(e.g. a defective part filed as good) and refit the thresholds")
+    p.add_argument("root", help="dataset root in the MVTec AD layout (the one the models were trained on)")
+    p.add_argument("--category", help="category (default: the registry's only one)")
+    p.add_argument("--models", help="model registry folder (default: QC_MODELS_DIR)")
+    p.add_argument("--exclude", nargs="+", required=True, metavar="FILE",
+                   help="calibration image name(s) in train/good to leave out (named by qc train when suspect)")
+    p.set_defaults(func=cmd_calibrate)
 
     p = subparsers.add_parser("models", help="list the model registry: versions, which are in use, their metrics")
     p.add_argument("models_dir", nargs="?", metavar="MODELS_DIR", help="model registry folder (default: QC_MODELS_DIR)")

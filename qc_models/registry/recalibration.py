@@ -21,11 +21,14 @@ from qc_models.registry.artifacts import MODEL_JSON, _write_json, read_metadata
 _PIXEL_KEYS = ("pixel_threshold", "pixel_location", "pixel_scale")
 
 
-def update_calibration(version_dir: str | Path, calibrator: Calibrator, reason: str = "threshold adjusted") -> None:
+def update_calibration(version_dir: str | Path, calibrator: Calibrator, reason: str = "threshold adjusted",
+                       training_updates: dict[str, Any] | None = None) -> None:
     """Replace the image-level threshold/normalisation of ``version_dir`` with ``calibrator``'s.
 
     Pixel-level calibration is kept unless ``calibrator`` carries its own. The previous
     threshold, calibration and a timestamp are appended to ``calibration_history``.
+    ``training_updates`` (e.g. the calibration images left out) are merged into the
+    training record in the same atomic write.
     """
     version_dir = Path(version_dir)
     meta = read_metadata(version_dir)
@@ -45,6 +48,8 @@ def update_calibration(version_dir: str | Path, calibrator: Calibrator, reason: 
         }
     )
     meta["calibration"] = new
+    if training_updates:
+        meta["training"] = {**(meta.get("training") or {}), **training_updates}
     meta["threshold"] = calibrator.threshold
     meta["calibration_history"] = history
     tmp = version_dir.parent / f".{version_dir.name}.{secrets.token_hex(4)}.json"

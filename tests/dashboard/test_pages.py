@@ -407,3 +407,54 @@ def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_
     _wait_jobs()
     at.run()
     assert any("finished" in s.value for s in at.success)
+
+
+def _models_with_a_suspect(demo_env, monkeypatch, tmp_path, model: str) -> tuple[str, Path, str]:
+    """A copy of the tiny registry in which ``model`` names its first calibration image as a suspect;
+    returns the category, that model's version folder and the image's name."""
+    import shutil
+
+    from qc_models.registry import latest_version
+
+    models_dir, data_dir, category, db_url = demo_env
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    path = latest_version(copy, category, model).path
+    meta = json.loads((path / "model.json").read_text())
+    suspect = meta["training"]["calibration_files"][0]
+    meta["training"]["suspect_calibration_images"] = [{"file": suspect, "score": 9.5, "threshold_without": 3.25}]
+    (path / "model.json").write_text(json.dumps(meta))
+    point_env(monkeypatch, data_dir, copy, db_url)
+    return category, path, suspect
+
+
+def _click_exclude(open_page, category: str, model: str, suspect: str):
+    at = open_page("models")
+    at.selectbox(key="models_category").set_value(category).run()
+    at.selectbox(key="th_model").set_value(model).run()
+    at.button(key=f"exclude_{model}_{suspect}").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_models_page_leaves_a_suspect_image_out_of_calibration(demo_env, open_page, monkeypatch, tmp_path) -> None:
+    from qc_models.registry import list_versions
+
+    category, path, suspect = _models_with_a_suspect(demo_env, monkeypatch, tmp_path, "patchcore")
+    # The tiny models hold out the minimum of 5 images; allow 4 here so that one can be left out.
+    monkeypatch.setattr("qc_models.calibration_exclusion.MIN_CALIBRATION_IMAGES", 4)
+    monkeypatch.setattr("qc_models.training.MIN_CALIBRATION_IMAGES", 4)
+    at = _click_exclude(open_page, category, "patchcore", suspect)
+    assert not at.error, [e.value for e in at.error]
+    assert any(s.value.startswith("Recalibrated: ") and "ensemble rebuilt" in s.value for s in at.success)
+    after = json.loads((path / "model.json").read_text())
+    assert after["training"]["calibration_excluded"] == [suspect] and after["calibration"]["stats"]["n"] == 4
+    assert len(list_versions(path.parents[2], category, "ensemble")) == 2
+
+
+def test_models_page_refuses_to_leave_out_an_image_it_cannot_spare(demo_env, open_page, monkeypatch, tmp_path) -> None:
+    category, path, suspect = _models_with_a_suspect(demo_env, monkeypatch, tmp_path, "cae")
+    before = (path / "model.json").read_bytes()
+    at = _click_exclude(open_page, category, "cae", suspect)
+    assert any("Not changed" in e.value and "would leave 4 calibration images" in e.value for e in at.error)
+    assert (path / "model.json").read_bytes() == before
