@@ -25,12 +25,12 @@ from qc_models.detectors.base import ProgressCallback, no_progress
 from qc_models.registry import ModelError, TrainedModel, latest_version, load_model, update_calibration
 from qc_models.training import (
     MODELS,
-    _load_images,
-    _suspect_calibration_images,
     calibration_files,
     fit_category_ensemble,
+    load_readable_images,
     load_validation_folder,
     predict_in_batches,
+    suspect_calibration_images,
 )
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ def exclude_calibration_images(
 
     Everything is checked before anything is written: an unknown file name, or one that would
     leave a model fewer than :data:`MIN_CALIBRATION_IMAGES` calibration images, raises a
-    ``ValueError`` naming it; an unreadable remaining image raises ``ImageLoadError``.
+    ``ValueError`` (``CalibrationError`` for the latter) naming it; a remaining image that is gone
+    or unreadable raises ``DatasetError`` naming the file.
     """
     progress = progress or no_progress
     names = sorted({Path(f).name for f in files})
@@ -89,7 +90,7 @@ def exclude_calibration_images(
     updates = []
     for k, (name, model, keep) in enumerate(plans):
         progress(f"{category}/{name}: scoring {len(keep)} calibration images", k / (len(plans) + 1))
-        images, _, skipped = _load_images([folder / f for f in keep])
+        images, _, skipped = load_readable_images([folder / f for f in keep])
         if skipped:
             raise DatasetError(f"{skipped[0]['path']}: {skipped[0]['reason']}")
         scores, maps = predict_in_batches(model.detector, images)
@@ -98,7 +99,7 @@ def exclude_calibration_images(
         if old.validation_ is not None:  # the validation folder's F1 threshold does not depend on these images
             new.validation_ = copy.deepcopy(old.validation_)
             new.use_threshold(old.threshold_source)
-        suspects = _suspect_calibration_images(scores, keep, new, f"{category}/{name}")
+        suspects = suspect_calibration_images(scores, keep, new, f"{category}/{name}")
         excluded = sorted(set(model.metadata.get("training", {}).get("calibration_excluded") or []) | set(names))
         updates.append((name, model, new, {"calibration_excluded": excluded, "suspect_calibration_images": suspects},
                         len(keep)))

@@ -127,7 +127,8 @@ def _accepts(cls: type, parameter: str) -> bool:
     return parameter in inspect.signature(cls.__init__).parameters
 
 
-def _load_images(paths: Sequence[Path]) -> tuple[list[np.ndarray], list[Path], list[dict[str, str]]]:
+def load_readable_images(paths: Sequence[Path]) -> tuple[list[np.ndarray], list[Path], list[dict[str, str]]]:
+    """(images, their paths, skipped): an unreadable image is logged and recorded, not fatal to a training run."""
     images, ok, skipped = [], [], []
     for p in paths:
         try:
@@ -168,7 +169,7 @@ def load_validation_folder(folder: str | Path, test_dir: Path | None = None) -> 
         files = sorted(f for f in sub.iterdir() if f.is_file() and is_image_file(f))
         paths += files
         labels += [0 if sub.name == GOOD else 1] * len(files)
-    images, ok, _ = _load_images(paths)
+    images, ok, _ = load_readable_images(paths)
     keep = {p: lab for p, lab in zip(paths, labels)}
     y = np.array([keep[p] for p in ok], dtype=int)
     if y.size == 0 or y.min() == y.max():
@@ -265,7 +266,7 @@ def train_category(
     paths = [s.path for s in layout.samples("train")]
     if not paths:
         raise DatasetError(f"{layout.path / 'train' / GOOD}: no good training images")
-    images, paths, skipped = _load_images(paths)
+    images, paths, skipped = load_readable_images(paths)
     fit_idx, cal_idx = split_calibration(len(images), CALIBRATION_FRACTION, MIN_CALIBRATION_IMAGES, seed)
     fit_images = [images[i] for i in fit_idx]
     cal_images = [images[i] for i in cal_idx]
@@ -316,7 +317,7 @@ def train_category(
         note = calibrator.fallback_note()
         if note:
             log.warning("%s/%s: %s", category, name, note)
-        suspects = _suspect_calibration_images(cal_scores, training["calibration_files"], calibrator, f"{category}/{name}")
+        suspects = suspect_calibration_images(cal_scores, training["calibration_files"], calibrator, f"{category}/{name}")
         if validation is not None:
             val_scores, _ = predict_in_batches(detector, validation[0])
             calibrator.fit_validation(val_scores, validation[1])
@@ -336,8 +337,8 @@ def train_category(
     return result
 
 
-def _suspect_calibration_images(scores: np.ndarray, files: Sequence[str], calibrator: Calibrator,
-                                 label: str) -> list[dict[str, Any]]:
+def suspect_calibration_images(scores: np.ndarray, files: Sequence[str], calibrator: Calibrator,
+                                label: str) -> list[dict[str, Any]]:
     """Held-out good images scoring like defects (:func:`calibration_outliers`), logged so someone looks at them."""
     found = calibration_outliers(scores, calibrator.target_false_reject_rate, calibrator.score_upper_bound)
     suspects = [{"file": files[f["index"]], "score": round(f["score"], 6),
@@ -400,7 +401,7 @@ def fit_category_ensemble(
         log.warning("ensemble: members of %s were trained on different data; using shared held-out images only", category)
     names = sorted(set.intersection(*cal_sets))
     folder = Path(root) / category / "train" / GOOD
-    images, ok, _ = _load_images([folder / n for n in names if (folder / n).is_file()])
+    images, ok, _ = load_readable_images([folder / n for n in names if (folder / n).is_file()])
     if len(images) < MIN_CALIBRATION_IMAGES:
         log.warning("ensemble: only %d images are held out from all members of %s; ensemble not built", len(images), category)
         return None
