@@ -172,6 +172,10 @@ def roc_points(scores: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
 # ---------------------------------------------------------------- analytics extras (Pareto, p-chart, trend: qc_models.reports.charts)
 
 
+#: Pixels per bar of the horizontal bar charts.
+BAR_STEP = 28
+
+
 def rate_bars(table: pd.DataFrame, by: str, rate: str = "defect_rate", title: str = "") -> alt.Chart:
     """Horizontal bars of a rate per group."""
     return (
@@ -182,5 +186,7 @@ def rate_bars(table: pd.DataFrame, by: str, rate: str = "defect_rate", title: st
             x=alt.X(f"{rate}:Q", title=rate.replace("_", " "), axis=alt.Axis(format="%")),
             tooltip=[by, alt.Tooltip(f"{rate}:Q", format=".2%")],
         )
-        .properties(height=max(120, 28 * len(table)))
+        # A step per bar, not a fixed height: Streamlit fits charts with autosize 'fit' (height includes the
+        # title and axes), and at a fixed 120 px its theme left the bars no room at all (collapsed to a line).
+        .properties(height=alt.Step(BAR_STEP))
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,3 +56,14 @@ def test_model_charts_render_and_roc_points_are_correct() -> None:
     _renders(charts.rate_bars(pd.DataFrame({"line": ["L1", "L2"], "defect_rate": [0.02, 0.05]}), "line"))
     one_class = scores.assign(label=0)
     assert charts.roc_points(one_class, ["cae"]).empty  # no ROC without both classes
+
+
+def test_rate_bars_get_a_step_per_bar_not_a_fixed_height() -> None:
+    """Streamlit sizes charts with autosize 'fit': a fixed height must also hold the title and axes, and at
+    120 px its theme collapsed the bars to a line (the Models page's ensemble weights, seen in Chromium)."""
+    for n in (1, 3, 12):
+        table = pd.DataFrame({"line": [f"L{i}" for i in range(n)], "defect_rate": np.linspace(0.01, 0.2, n)})
+        chart = charts.rate_bars(table, "line")
+        assert chart.to_dict()["height"] == {"step": charts.BAR_STEP}
+        heights = [float(h) for h in re.findall(r'aria-roledescription="bar" d="M[^h]+h[^v]+v([0-9.]+)', _renders(chart))]
+        assert len(heights) == n and min(heights) >= 0.7 * charts.BAR_STEP
