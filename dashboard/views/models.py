@@ -183,7 +183,9 @@ with tab_eval:
             st.error(f"Not started: {exc}.")
     _live("evaluate", eval_key)
     if evaluation is None:
-        st.caption("ROC curves, score distributions and the confusion matrix appear after an evaluation.")
+        st.caption("ROC curves, score distributions and the confusion matrix appear after an evaluation here"
+                   + (" (per-image scores are not stored: the table above keeps only the metrics of the last "
+                      "evaluation, from this page or `qc evaluate`)." if stored else "."))
     else:
         scores = evaluation.scores_frame()
         names = [m for m in MODEL_ORDER if m in evaluation.metrics]
