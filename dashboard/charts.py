@@ -133,6 +133,10 @@ def score_distribution(scores: pd.DataFrame, threshold: float, title: str = "") 
     return (bars + rule).properties(height=240, title=title)
 
 
+#: Pixels per row of the confusion matrix.
+CELL_STEP = 56
+
+
 def confusion_matrix(tn: int, fp: int, fn: int, tp: int, title: str = "Confusion matrix") -> alt.Chart:
     """2x2 matrix of image decisions with counts written in the cells."""
     df = pd.DataFrame({
@@ -141,12 +145,15 @@ def confusion_matrix(tn: int, fp: int, fn: int, tp: int, title: str = "Confusion
         "images": [tn, fp, fn, tp],
     })
     base = alt.Chart(df, title=title).encode(
-        x=alt.X("predicted:N", sort=["OK", "NG"], title="decision"),
+        x=alt.X("predicted:N", sort=["OK", "NG"], title="decision", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("actual:N", sort=["good", "defective"], title="actual"),
     )
     cells = base.mark_rect().encode(color=alt.Color("images:Q", scale=alt.Scale(scheme="blues"), legend=None))
-    text = base.mark_text(fontSize=16).encode(text="images:Q")
-    return (cells + text).properties(height=180, width=220)
+    dark = max(tn, fp, fn, tp) / 2  # white counts on the darker cells
+    text = base.mark_text(fontSize=16).encode(
+        text="images:Q", color=alt.condition(alt.datum.images > dark, alt.value("white"), alt.value("black")))
+    # Rows of a fixed step: a fixed total height is squeezed by Streamlit's fitted sizing (see rate_bars).
+    return (cells + text).properties(height=alt.Step(CELL_STEP), width=220)
 
 
 def _palette(n: int) -> Sequence[str]:

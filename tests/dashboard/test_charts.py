@@ -67,3 +67,5 @@ def test_rate_bars_get_a_step_per_bar_not_a_fixed_height() -> None:
         assert chart.to_dict()["height"] == {"step": charts.BAR_STEP}
         heights = [float(h) for h in re.findall(r'aria-roledescription="bar" d="M[^h]+h[^v]+v([0-9.]+)', _renders(chart))]
         assert len(heights) == n and min(heights) >= 0.7 * charts.BAR_STEP
+    matrix = charts.confusion_matrix(5, 1, 2, 7).to_dict()
+    assert matrix["height"] == {"step": charts.CELL_STEP}
