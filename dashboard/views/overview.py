@@ -71,6 +71,10 @@ with left:
         st.caption("No scored images in this period.")
     else:
         st.altair_chart(report_charts.trend_chart(trend, "category", title=""), width="stretch")
+        if trend["bucket"].nunique() == 1:
+            st.caption("Every result in this period is from one day, so the trend is one point per category; it "
+                       "grows with each day of inspections. To try the charts now, `qc db demo` adds clearly "
+                       "labelled simulated runs (lots SIM-*).")
 with right:
     st.subheader("Top defect types")
     pareto = state.query("pareto_table", cfg.db_url, period)

@@ -45,6 +45,7 @@ def test_overview_kpis_match_the_database(demo_env, open_page) -> None:
     assert _charts(at) >= 1 and len(at.dataframe) >= 2  # trend chart, top defects, latest runs
     assert "untrained (random-init) backbone" in texts(at)  # tiny models use weights="none"
     assert "simulated demo data" in texts(at)  # populated_db holds db.demo runs
+    assert "from one day" not in texts(at)  # 14 days of runs make a real trend
 
 
 def test_eda_page_counts_and_charts(demo_env, open_page) -> None:
@@ -158,6 +159,9 @@ def test_batch_page_runs_a_folder_in_the_background(monkeypatch, tiny_models_dir
     at.segmented_control(key="batch_decision").set_value("NG").run()
     ng = at.dataframe[0].value if at.dataframe else []
     assert len(ng) == int(stored["is_defective"].sum())
+    overview = open_page("")  # one day of results: the trend says why it is a single point
+    assert not overview.exception, overview.exception
+    assert "from one day" in texts(overview) and "qc db demo" in texts(overview)
 
 
 def test_batch_page_resumes_an_interrupted_run(monkeypatch, tiny_models_dir, sqlite_url, open_page) -> None:
