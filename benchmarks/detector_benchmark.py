@@ -121,11 +121,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from qc_models.data.synthetic import DEMO_CATEGORIES, generate_dataset
     from qc_models.evaluation import run_evaluation
     from qc_models.registry import load_model_set, read_metadata
-    from qc_models.runtime import configure_torch
+    from qc_models.runtime import configure_torch, machine_description
     from qc_models.training import train_category
 
     configure_torch()
-    import torch
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="qc_detbench_"))
     data, models_dir = work / "data", work / "models"
@@ -184,8 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    "labelled_defects_per_type": args.labelled_defects,
                    "validation_good": args.validation, "validation_per_defect": max(1, args.validation // 3)
                    if args.validation else 0},
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {**machine_description(), "load_average": [round(x, 2) for x in os.getloadavg()]},
         "dataset_seconds": round(gen_seconds, 1),
         "results": results,
         "checks": checks(results),

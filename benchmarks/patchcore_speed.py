@@ -38,7 +38,7 @@ from qc_models.data.images import load_mask, load_rgb  # noqa: E402
 from qc_models.data.layout import list_categories, open_category  # noqa: E402
 from qc_models.detectors.patchcore import PatchCore  # noqa: E402
 from qc_models.detectors.patchcore_defaults import MAX_BANK_SIZE  # noqa: E402
-from qc_models.runtime import configure_torch  # noqa: E402
+from qc_models.runtime import configure_torch, machine_description  # noqa: E402
 
 TARGETS = {"fit_seconds": 30.0, "images_per_second": 10.0, "image_auroc": 0.95, "pixel_auroc": 0.98}
 
@@ -187,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     configure_torch()
-    import torch
 
     with tempfile.TemporaryDirectory(prefix="patchcore_bench_") as tmp:
         root = dataset_root(args, Path(tmp))
@@ -203,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "patchcore_speed",
         "environment": {
-            "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
+            **machine_description(),
             "load_average_at_end": os.getloadavg(),
             "note": "shared CPU: timings are pessimistic when other work runs",
         },

@@ -7,7 +7,10 @@ lets an operator cap torch's intra-op threads without touching code.
 from __future__ import annotations
 
 import os
+import platform
 import random
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,3 +35,27 @@ def seed_everything(seed: int) -> np.random.Generator:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`); "" when unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def machine_description() -> dict[str, Any]:
+    """What a benchmark's timings depend on, for its JSON: the same code scored 13 images/s on one
+    2-core machine and 22-26 on another, and trained a different metal_nut U-Net (docs/results.md)."""
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
