@@ -1,4 +1,4 @@
-"""Process-wide runtime settings for torch (thread count, determinism helpers).
+"""Process-wide runtime settings for torch (thread count, determinism helpers) and what the machine is.
 
 Two cores are shared by the dashboard, batch jobs and tests; ``QC_TORCH_THREADS``
 lets an operator cap torch's intra-op threads without touching code.
