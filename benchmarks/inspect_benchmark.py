@@ -90,11 +90,12 @@ def main() -> int:
     args = p.parse_args()
 
     from qc_models.data.synthetic import generate_dataset
+    from qc_models.runtime import cpu_model
 
     work = args.work or Path(tempfile.mkdtemp(prefix="qc_inspect_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     result: dict = {"benchmark": "inspect", "category": args.category, "image_size": args.size,
-                    "batch_size": args.batch_size, "cpu_count": os.cpu_count(),
+                    "batch_size": args.batch_size, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
                     "torch_threads": os.environ.get("QC_TORCH_THREADS", "all cores")}
     try:
         t0 = time.perf_counter()

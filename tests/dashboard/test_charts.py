@@ -58,7 +58,7 @@ def test_model_charts_render_and_roc_points_are_correct() -> None:
     assert charts.roc_points(one_class, ["cae"]).empty  # no ROC without both classes
 
 
-def test_rate_bars_get_a_step_per_bar_not_a_fixed_height() -> None:
+def test_bar_charts_and_confusion_matrix_get_a_step_per_row_not_a_fixed_height() -> None:
     """Streamlit sizes charts with autosize 'fit': a fixed height must also hold the title and axes, and at
     120 px its theme collapsed the bars to a line (the Models page's ensemble weights, seen in Chromium)."""
     for n in (1, 3, 12):
