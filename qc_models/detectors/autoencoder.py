@@ -1,43 +1,21 @@
 """Convolutional autoencoder: anomalies are what a model of good images cannot reconstruct.
 
-Trained on good images only, through a narrow spatial bottleneck, so it learns
-to redraw normal structure but not defects. Optionally (``denoise > 0``) some
-training inputs carry synthetic anomalies while the target stays the clean image,
-which teaches the network to actively remove defects (the reconstructive half
-of DRAEM).
+Trained on good images only, through a narrow spatial bottleneck (16x16 at 128 px), so it
+learns to redraw normal structure but not defects; optionally (``denoise > 0``) some
+inputs carry synthetic anomalies while the target stays clean (DRAEM's reconstructive half).
 
-The anomaly map combines two error components: SSIM error (local structure) and
-the squared *blurred* difference (colour / brightness shifts; blurring first
-cancels the zero-mean texture detail a small autoencoder never redraws exactly),
-measured after a shrunk whitening of the residual's colour (``colour_shrinkage``,
-:mod:`qc_models.detectors.colour`): good images' residuals vary mostly in brightness,
-so a stain of another hue would otherwise hardly count. Measured with the same trained
-networks (8 categories, large test splits): carpet 0.821 -> 0.883, wood 0.738 -> 0.762,
-metal_nut 0.782 -> 0.801, leather 0.577 -> 0.552, the others within 0.012.
-Each component is standardised per pixel with its mean and spread on the good
-training images, so places that are always hard to redraw (sharp edges, borders)
-do not dominate, then the map is smoothed. The image score is a tail mean of the
-map, so a small defect is not averaged away.
+The anomaly map combines the SSIM error (local structure) with the squared *blurred*
+difference (colour and brightness shifts; blurring cancels the texture detail a small
+network never redraws exactly), taken after a shrunk whitening of the residual's colour
+(``colour_shrinkage``, :mod:`qc_models.detectors.colour`) so that a stain of another hue
+counts, not only brightness. Each component is standardised per pixel on the good
+training images (always-hard edges and borders do not dominate), then smoothed; the
+image score is a tail mean of the map, so a small defect is not averaged away.
 
-Textures whose good items differ as a whole in colour (hides dyed in several colours, tiles
-in several glazes, carpets and woods of several shades) made a rarer colour hard to redraw
-everywhere. With ``centring="subtract"`` the network redraws each image minus its own mean
-colour (:func:`centre_colour`), so a good item of another shade looks like the rest while a
-local stain still differs from its own image. ``auto`` (default) turns it on when the good
-images' mean colours hold at least :data:`~qc_models.detectors.colour.AUTO_CENTRING_SHARE` of
-their colour variance (the U-Net's rule) and the images are textures: for a single part on a
-background the image mean is mostly the background, and capsule's CAE fell 0.595 -> 0.512
-with it. Image AUROC, detector benchmark (docs/results.md): carpet 0.883 -> 0.908, wood 0.762
--> 0.870, leather 0.552 -> 0.678, tile 0.612 -> 0.654.
-
-Defaults measured on the demo categories (102 fit images, 128 px): a 16x16
-bottleneck (``depth=3``) instead of 8x8 keeps the fine texture a 4-stage encoder
-lost, which had made every texture pixel hard to redraw (image AUROC, depth 4 ->
-3 at 60 epochs: carpet 0.74 -> 0.77, wood 0.55 -> 0.69, bottle 1.00 -> 1.00);
-the validation loss still fell at epoch 60, and 120 epochs lift wood to 0.75.
-metal_nut (0.39-0.52 unaligned: a bent tab is a tab at another angle) needs pose
-alignment (``align=True``, chosen by ``qc train --align auto``): 0.78, 0.80 with the
-colour whitening.
+Textures whose good items differ as a whole in colour redraw each image minus its own
+mean colour (``centring="auto"``, the U-Net's rule, textures only). Parts whose defects are
+shapes (a bent tab) need pose alignment (``align=True``, ``qc train --align auto``).
+The measurements behind each choice and default are in ``docs/detector_design.md``.
 """
 
 from __future__ import annotations
@@ -218,7 +196,7 @@ class ConvAutoencoder(LearnedMapDetector):
 
     def _resolve_centring(self, x: torch.Tensor, images: Sequence[np.ndarray]) -> str:
         """The centring to train with: as configured, or for ``auto`` from the good images' colour spread,
-        on textures only (a part's image mean is mostly its background: see the module docstring)."""
+        on textures only (a part's image mean is mostly its background: docs/detector_design.md)."""
         self.colour_share_ = between_image_colour_share(x.permute(0, 2, 3, 1))
         if self.centring != "auto":
             return self.centring

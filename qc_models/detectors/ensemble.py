@@ -1,58 +1,23 @@
 """Ensemble of calibrated detectors, weighted by how well each separates good from anomalous.
 
-Members' image scores are combined as robust z-scores against their own
-calibration good images (``Calibrator.standardise``: how unusual the image is
-for that member, in units of its good-image spread) and their maps as
-normalised maps (0.5 = the member's pixel threshold). z-scores rather than
-normalised scores because a member whose threshold a heavy tail pushed far out
-has its normalised scores squashed near 0.1, which would hand the ranking of
-most images to the other members. A plain average would let a weak
-member drag a strong one down, so each member is weighted by its separation of
-the calibration good images from synthetic anomalies made out of those same
-images (:func:`qc_models.detectors.synthetic_anomalies.add_synthetic_anomaly`,
-the generator the U-Net trains on; members' AUROCs on a labelled validation
-folder, when given, are recorded beside these, see :func:`fit_ensemble`):
+Members' image scores are combined as robust z-scores against their own calibration good
+images (``Calibrator.standardise``) and their maps as normalised maps (0.5 = the member's
+pixel threshold). A plain average would let a weak member drag a strong one down, so each
+member is weighted by its separation of the calibration good images from synthetic
+anomalies made out of those same images (the generator the U-Net trains on; on parts they
+are kept on the part):
 
     w_m  proportional to  ((AUROC_m - 0.5)+ / 0.5) ** WEIGHT_POWER
 
-The power makes the weights decisive: a member at AUROC 0.75 gets 1/256 of the
-weight of a perfect one, a member at chance gets none. Synthetic defects are
-easy to separate for every decent member (and U-Net learns on their kind), so
-the AUROC used is the mean of the AUROC on all synthetic defects and on only
-the smaller half of them: subtle defects are where members differ. Members'
-z-scores beyond :data:`KNEE_Z` are compressed logarithmically (``knee_log``) before
-they are summed, so that a member whose good images barely vary (z in the hundreds
-on any anomaly) cannot outvote the others by scale alone, while the range where
-OK/NG decisions are made stays linear. Measured on the 8 benchmark categories
-(docs/results.md): 36 -> 90 synthetic anomalies and power 4 -> 8 moved the mean gap
-to the best member from -0.017 to -0.009; compressing every z (``signed_log1p``)
-narrowed it further but squeezed the defects towards the good images' tail, and the
-ensemble's recall at its calibrated threshold fell to 0.00 on wood (0.47 with the knee).
-
-On parts (a single object on a background, :func:`qc_models.detectors.alignment.shows_objects`)
-the synthetic defects are kept on the part (grown by :data:`PART_GROWTH` px): real defects
-are on the part, and a patch pasted on plain background is easy for a reconstruction model
-and says little about the part. Measured with the same members (docs/results.md), ensemble image
-AUROC anywhere -> on the part: screw 0.515 -> 0.632 (pose-aligned members; PatchCore alone
-0.637), metal_nut 0.826 -> 0.829, bottle 0.993 -> 0.995, capsule 0.630 -> 0.577 (the U-Net is
-best on its real defects, 0.641, but not on synthetic ones on the part).
-
-The combined score is then calibrated on the calibration good images like any
-model (its own threshold, 0.5 = threshold, :class:`qc_models.calibration.Calibrator`),
-with one difference: the threshold may not lie above every synthetic anomaly's combined
-score (``anomaly_max``). Compressed scores grow only logarithmically, so extrapolating a
-heavy good tail (two of wood's 18 calibration images far out for the U-Net) put the
-threshold past all 90 anomalies and every real defect (recall 0.00 on wood and leather);
-it then falls back to the calibration maximum (0.97 and 0.51, test-good false-reject rate
-at most 1.7 %). ``details["synthetic_detection_rate"]`` records the share of synthetic
-anomalies the final threshold catches. Everything here is JSON, no tensors.
-
-The synthetic anomalies are drawn at the members' working resolution (:func:`working_copies`):
-every member shrinks its input to ``image_size`` (256 px) first, and the generator's strokes and
-spots have sizes in pixels, so drawn on a 1024-px original they would shrink to sub-pixel
-scratches before any member saw them. It is also what made ensembles slow and heavy on camera
-images: for 280 good 1024-px carpets, drawing the 210 anomalies took 88 s and training peaked at
-4.5 GB (docs/results.md).
+The AUROC is the mean over all synthetic anomalies and over their subtler half, where
+members differ. z-scores beyond :data:`KNEE_Z` are compressed logarithmically, so a member
+whose good images barely vary cannot outvote the others by scale alone, while the range
+where decisions are made stays linear. The combined score is calibrated like any model,
+except that its threshold may not lie above every synthetic anomaly (``anomaly_max``).
+Anomalies are drawn at the members' working resolution (:func:`working_copies`).
+Everything stored is JSON. The measurements behind each choice are in
+``docs/detector_design.md``; members' AUROCs on a labelled validation folder, when given,
+are recorded beside the weights (:func:`fit_ensemble`).
 """
 
 from __future__ import annotations

@@ -1,81 +1,28 @@
 """U-Net defect segmentation trained without labelled defects.
 
-Training on the test set's masks would leak it into the model, and users rarely
-have many labelled defects, so the U-Net learns to segment synthetic anomalies
-pasted onto good training images (DRAEM / CutPaste style, see
-:mod:`qc_models.detectors.synthetic_anomalies`). When the user does have a
-labelled defect folder, its ``(image, mask)`` pairs (``extra_defects``) are mixed
-in: one in five is held out to steer early stopping beside the synthetic
-validation anomalies, and the rest are oversampled to about one real defect per
-two good images. Measured with 5 labelled defects per type from another seed
-(102 fit images, large test splits), image AUROC without -> plainly mixed in ->
-held out + oversampled: leather 0.52 -> 0.88 -> 0.88, tile 0.53 -> 0.45 -> 0.75,
-metal_nut 0.66 -> 0.65 -> 0.73, screw 0.56 -> 0.49 -> 0.50 (its defects are a few
-pixels at 128 px). With labelled defects early stopping waits for at least
-half the epochs (``min_epochs``): the loss can sit on its "predict nothing"
-plateau (focal + Dice ~ 1.0) for longer than the patience, and capsule had
-stopped there at epoch 36 (best epoch 6, image AUROC 0.53; with the wait it
-trains on to epoch 150, validation loss 1.00 -> 0.66, AUROC 0.60). Without them
-no category was stuck, and waiting only moved screw (stopped at 46) from 0.52
-to 0.47, so the plain patience rule stays. Defect pixels are rare, so the loss
-is focal loss plus soft Dice. Early stopping watches held-out good images, each
-seen clean and with a synthetic anomaly drawn once from a fixed seed, so the
-validation set never moves.
-The anomaly map is the smoothed defect probability; the image score is its
-maximum (or a tail mean, ``score_fraction > 0``).
+Training on the test set's masks would leak it into the model and users rarely have
+labelled defects, so the network learns to segment synthetic anomalies pasted onto
+good training images (DRAEM / CutPaste style, :mod:`qc_models.detectors.synthetic_anomalies`).
+A user's labelled defect folder (``extra_defects``) is mixed in when given: one in five
+held out for early stopping, the rest oversampled, and early stopping then waits for
+half the epochs (``min_epochs``). Defect pixels are rare, so the loss is focal loss plus
+soft Dice; early stopping watches held-out good images, each seen clean and with one
+fixed synthetic anomaly. The anomaly map is the smoothed defect probability, the image
+score its maximum (or a tail mean, ``score_fraction > 0``).
 
-Parts turned to one pose (``align=True``) are also compared with the typical good
-part: the network sees ``input - reference`` beside the input, where the reference
-is the pixel-wise median of the aligned fit images (``reference``; by default on
-exactly when aligned; no flip augmentation then). On its own an image of a bent tab
-is "a tab", and only the difference from where tabs belong shows the bend. Measured
-on metal_nut (102 fit images, the large test split, seeds 0 / 1), image AUROC
-without -> with: 0.585 -> 0.728 / 0.647 -> 0.774 (bent 0.46 -> 0.97 / 0.44 -> 1.00;
-colour defects fell 0.62 -> 0.61 / 0.84 -> 0.61, which PatchCore and the CAE
-catch at 0.97-0.99); screw 0.496 -> 0.490. Centring both images' colour before the
-difference did worse (0.660). The pose estimate is never exact, so training images are
-first jittered (:func:`pose_jitter`): without it the screw U-Net flagged 16.7 % of the
-good test screws; with it (detector benchmark, kept) metal_nut 0.670 -> 0.756, screw
-0.496 -> 0.549, test-good false-reject rate 5.0 % on both.
-With a reference the synthetic anomalies are also pasted on the part only
-(``anomalies_on_part``, by default exactly when comparing with a reference): the
-difference from the median part shows the background's mottling everywhere, and
-anomalies pasted on the background taught the network that such blotches can be
-defects; the good metal nuts it scored highest lit up off the part. Cut to the
-segmented part (:func:`qc_models.detectors.alignment.part_mask`), metal_nut image /
-pixel AUROC went 0.756 / 0.846 -> 0.869 / 0.936 (seed 0) and 0.695 / 0.667 -> 0.817 /
-0.898 (seed 1), its colour defects 0.60 -> 0.88; screw 0.549 / 0.534 -> 0.549 / 0.757 (seed 0)
-and 0.447 / 0.708 -> 0.562 / 0.932 (seed 1). Not on unaligned
-parts: their segmentation can miss part of the part (a bottle's inside, a capsule's
-white half on a light background), and there bottle fell 0.975 -> 0.925 and capsule
-0.639 -> 0.534 (the part's convex hull instead: 0.964 and 0.482, metal_nut 0.763).
+Beside the image the network may see, each chosen by measurement:
 
-Good items that differ as a whole in colour (hides dyed in several colours, tiles in
-several glazes) left the plain network guessing: trained on synthetic anomalies pasted
-on them, its validation loss stayed near the "predict nothing" plateau (leather 0.98,
-tile 0.93, against 0.33 on carpet) and good hides of a rarer colour scored high. With
-``centring="add"`` it also sees its input minus the input's own mean colour, so a local
-change stands out whatever the item's colour. ``auto`` (default) turns this on when the
-good images' mean colours hold at least 10 % of their pixel colour variance
-(:data:`AUTO_CENTRING_SHARE`; measured at 64 px on 60 good images: leather 0.88, tile 0.58,
-screw 0.52, capsule 0.26, wood 0.25, carpet 0.23, bottle 0.011, metal_nut 0.009). Image /
-pixel AUROC without -> with (102 fit images, the large test splits, one training each):
-leather 0.523 / 0.489 -> 0.847 / 0.764, tile 0.531 / 0.467 -> 0.574 / 0.512, carpet 0.964 /
-0.931 -> 0.976 / 0.937, wood 0.987 / 0.958 -> 0.984 / 0.981, capsule 0.595 / 0.858 ->
-0.603 / 0.895, screw (aligned) 0.521 / 0.676 -> 0.596 / 0.587; on the one-colour parts it
-cost: bottle 0.956 -> 0.887, metal_nut 0.750 -> 0.714, hence off there. It is off for aligned
-parts too, which already see their difference from the typical good part: in the detector
-benchmark the centred screw U-Net fell 0.549 -> 0.466 and rejected 6.7 % of the good test
-screws (docs/results.md). Only the centred input, instead of both, was worse (carpet 0.915,
-leather 0.802, tile 0.608); standardising each image instead was mixed (leather 0.653, tile
-0.674, wood 0.949). The 10 % line was drawn on these eight categories.
+* for parts turned to one pose (``align=True``): the difference from the median aligned
+  good part (``reference``), since a bent tab is "a tab" on its own; training images are
+  then pose-jittered (:func:`pose_jitter`) and anomalies pasted on the part only
+  (``anomalies_on_part``);
+* for items whose good examples differ as a whole in colour (``centring="auto"``, rule
+  :data:`~qc_models.detectors.colour.AUTO_CENTRING_SHARE`): the input minus its own mean
+  colour, so a local change stands out whatever the item's colour (not for aligned parts,
+  which already see their difference from the typical part).
 
-Defaults (150 epochs, patience 30) were measured on the demo categories (102 fit
-images, 128 px, 2 threads): the validation loss on synthetic anomalies plateaus
-for 10-20 epochs early on, so patience 10 stopped carpet at epoch 25 and metal_nut
-at 21 (image AUROC carpet 0.80, wood 0.86); 150 epochs / patience 30 give carpet
-0.95, wood 0.97, bottle 0.92, metal_nut 0.66 at about 100 s per category on two
-idle cores (the default profile still caps training at 240 s).
+The measurements behind each choice and the defaults (150 epochs, patience 30) are in
+``docs/detector_design.md``.
 """
 
 from __future__ import annotations
@@ -254,7 +201,7 @@ class UNetDetector(LearnedMapDetector):
         self._set_training_params(image_size, epochs, batch_size, lr, val_fraction, patience, seed,
                                   smoothing_sigma, score_fraction, augment, max_train_seconds, align)
         self.extra_defects = self._check_extra(extra_defects)
-        #: No early stop before this epoch (None: see ``effective_min_epochs`` and the module docstring).
+        #: No early stop before this epoch (None: see ``effective_min_epochs``).
         self.min_epochs = None if min_epochs is None else int(min_epochs)
         self.base_channels = int(base_channels)
         self.depth = int(depth)
@@ -347,7 +294,7 @@ class UNetDetector(LearnedMapDetector):
 
     def _resolve_centring(self, train_good: np.ndarray, reference: bool) -> str:
         """The centring to train with: as configured, or for ``auto`` from the good images' colour spread
-        (off when the network compares with a reference part: see the module docstring)."""
+        (off when the network compares with a reference part: docs/detector_design.md)."""
         self.colour_share_ = between_image_colour_share(torch.from_numpy(train_good))
         if self.centring != "auto":
             return self.centring
