@@ -40,6 +40,7 @@ from qc_models.data import (
     open_category,
     paired_mask_path,
 )
+from qc_models.detectors.backbone import FEATURE_LAYERS
 from qc_models.detectors.base import Detector, ProgressCallback, no_progress
 from qc_models.detectors.ensemble import fit_ensemble
 from qc_models.registry import (
@@ -108,10 +109,16 @@ def detector_kwargs(
     return {k: v for k, v in wanted.items() if k in params}
 
 
-def patchcore_overrides(coreset_ratio: float | None = None, reweight: bool = False) -> dict[str, Any]:
+def patchcore_overrides(
+    coreset_ratio: float | None = None, reweight: bool = False, layers: str | Sequence[str] | None = None
+) -> dict[str, Any]:
     """The PatchCore settings a user chose (``qc train`` flags, the dashboard's Train tab); {} for none.
 
-    Checked here, before minutes of training other detectors: ValueError when the ratio is out of range.
+    ``layers`` are the backbone stages to take features from (``"layer2,layer3"`` or a sequence):
+    the random-init default (layer1+layer2) was chosen on the synthetic categories, and real texture
+    photographs preferred deeper stages (``benchmarks/photo_texture_check.py``), so users with their
+    own images can choose. Checked here, before minutes of training other detectors: ValueError when
+    the ratio is out of range or a layer is unknown or repeated.
     """
     chosen: dict[str, Any] = {}
     if coreset_ratio is not None:
@@ -120,6 +127,12 @@ def patchcore_overrides(coreset_ratio: float | None = None, reweight: bool = Fal
         chosen["coreset_ratio"] = float(coreset_ratio)
     if reweight:
         chosen["reweight"] = True
+    if layers is not None:
+        names = [n.strip() for n in layers.split(",")] if isinstance(layers, str) else [str(n) for n in layers]
+        unknown = [n for n in names if n not in FEATURE_LAYERS]
+        if not names or unknown or len(set(names)) != len(names):
+            raise ValueError(f"layers must be distinct names from {', '.join(FEATURE_LAYERS)}, got {','.join(names)!r}")
+        chosen["layers"] = tuple(sorted(names, key=FEATURE_LAYERS.index))
     return chosen
 
 

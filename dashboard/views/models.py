@@ -108,13 +108,18 @@ with tab_train:
                      "slower to fit and to score. 0.1 measured +0.005 pixel AUROC for half the scoring speed.")
             t_reweight = g[1].checkbox("Re-weighted image score", key="train_reweight",
                                        help="The PatchCore paper's Eq. 7 instead of the largest patch distance.")
+            t_layers = g[0].multiselect(
+                "Feature layers", ["layer1", "layer2", "layer3"], default=None, key="train_layers",
+                placeholder="automatic (layer2+3 trained, layer1+2 random init)",
+                help="Backbone stages the patch features come from. The random-init default was chosen on "
+                     "synthetic data; real texture photographs did better with deeper stages (docs/results.md).")
         train_key = f"train:{t_category}"
         if st.button("Train", type="primary", icon=":material/model_training:", disabled=not t_models):
             root, out = str(cfg.data_dir), str(cfg.models_dir)
 
             def body(progress, stop, category=t_category, models=tuple(t_models), profile=t_profile,
                      weights=t_weights, validation=t_validation.strip() or None, defects=t_defects.strip() or None,
-                     align=t_align, patchcore=patchcore_overrides(t_ratio, t_reweight)):
+                     align=t_align, patchcore=patchcore_overrides(t_ratio, t_reweight, t_layers or None)):
                 return train_category(root, category, models=models, out=out, weights=weights, profile=profile,
                                       validation_dir=validation, defects_dir=defects, progress=progress, align=align,
                                       detector_overrides={"patchcore": patchcore} if patchcore else None)

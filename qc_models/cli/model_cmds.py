@@ -99,13 +99,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _patchcore_overrides(args: argparse.Namespace, models: Sequence[str]) -> dict[str, dict[str, Any]] | None:
-    """PatchCore's ``--coreset-ratio`` / ``--reweight``, checked before any minutes of training."""
+    """PatchCore's ``--coreset-ratio`` / ``--reweight`` / ``--layers``, checked before any minutes of training."""
     from qc_models.training import patchcore_overrides
 
     try:
-        chosen = patchcore_overrides(args.coreset_ratio, args.reweight)
+        patchcore_overrides(args.coreset_ratio)
     except ValueError as exc:
         raise CliError(f"--coreset-ratio: {exc}") from None
+    try:
+        chosen = patchcore_overrides(args.coreset_ratio, args.reweight, args.layers)
+    except ValueError as exc:
+        raise CliError(f"--layers: {exc}") from None
     if not chosen:
         return None
     if "patchcore" not in models:
@@ -333,6 +337,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "10,000 patches); larger is slower to fit and to score")
     p.add_argument("--reweight", action="store_true",
                    help="PatchCore: the paper's re-weighted image score (Eq. 7) instead of the largest patch distance")
+    p.add_argument("--layers", default=None, metavar="LAYER,LAYER",
+                   help="PatchCore: backbone stages to take patch features from, e.g. layer2,layer3 (default: "
+                        "layer2,layer3 with trained weights, layer1,layer2 with --weights none, which was chosen on "
+                        "synthetic data; real texture photographs did better with deeper stages, see docs/results.md)")
     p.add_argument("--profile", choices=("default", "demo"), default="default", help="demo = faster settings")
     p.add_argument("--validation", help="labelled validation folder (<dir>/good, <dir>/<defect>), never the test set")
     p.add_argument("--align", choices=("auto", "on", "off"), default="auto",

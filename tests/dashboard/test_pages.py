@@ -393,6 +393,8 @@ def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_
     assert at.number_input(key="train_coreset_ratio").value is None  # the profile's default unless chosen
     at.number_input(key="train_coreset_ratio").set_value(0.1).run()
     at.checkbox(key="train_reweight").check().run()
+    assert at.multiselect(key="train_layers").value == []  # automatic unless chosen
+    at.multiselect(key="train_layers").set_value(["layer3", "layer2"]).run()
     next(b for b in at.button if b.label == "Train").click().run()
     assert not at.exception, at.exception
     for _ in range(50):  # the job thread starts asynchronously
@@ -405,7 +407,8 @@ def test_models_page_trains_in_the_background_with_live_progress(demo_env, open_
     assert calls[0]["out"] == str(models_dir) and calls[0]["root"] == str(data_dir)
     assert calls[0]["defects_dir"] == str(tmp_path / "labelled") and calls[0]["validation_dir"] is None
     assert calls[0]["align"] == "on"
-    assert calls[0]["detector_overrides"] == {"patchcore": {"coreset_ratio": 0.1, "reweight": True}}
+    assert calls[0]["detector_overrides"] == {"patchcore": {"coreset_ratio": 0.1, "reweight": True,
+                                                           "layers": ("layer2", "layer3")}}
     assert any("epoch 1/30" in (p.text or "") for p in at.get("progress"))
     release.set()
     _wait_jobs()

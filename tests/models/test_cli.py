@@ -73,15 +73,23 @@ def test_train_real_cae_through_the_cli(tiny_dataset: Path, tmp_path: Path, caps
 def test_train_patchcore_options_reach_the_model_and_bad_ones_stop_before_training(tmp_path: Path, capsys) -> None:
     root = write_dataset(tmp_path / "ds", n_train=10)
     base = ["train", str(root), "--category", "widget", "--size", "32", "--weights", "none"]
-    rc = main([*base, "--model", "patchcore", "--out", str(tmp_path / "m"), "--coreset-ratio", "0.5", "--reweight"])
+    rc = main([*base, "--model", "patchcore", "--out", str(tmp_path / "m"), "--coreset-ratio", "0.5", "--reweight",
+               "--layers", "layer3, layer2"])
     out = capsys.readouterr().out.split()
     assert rc == 0 and len(out) == 1
     config = json.loads((Path(out[0]) / "model.json").read_text())["config"]
     assert config["coreset_ratio"] == 0.5 and config["reweight"] is True
+    assert config["layers"] == ["layer2", "layer3"]  # in network order, whatever order was typed
     default = main([*base, "--model", "patchcore", "--out", str(tmp_path / "d")])
     config = json.loads((Path(capsys.readouterr().out.split()[0]) / "model.json").read_text())["config"]
     assert default == 0 and config["coreset_ratio"] == 0.05 and config["reweight"] is False
+    assert config["layers"] == ["layer1", "layer2"]  # the random-init default
     for extra, message in ((["--model", "patchcore", "--coreset-ratio", "0"], "--coreset-ratio: coreset ratio must be in (0, 1], got 0.0"),
+                           (["--model", "patchcore", "--layers", "layer2,layer4"],
+                            "--layers: layers must be distinct names from layer1, layer2, layer3, got 'layer2,layer4'"),
+                           (["--model", "patchcore", "--layers", "layer2,layer2"],
+                            "--layers: layers must be distinct names from layer1, layer2, layer3, got 'layer2,layer2'"),
+                           (["--model", "cae", "--layers", "layer2"], "--layers set PatchCore, which --model cae does not train"),
                            (["--model", "cae", "--reweight"], "--reweight set PatchCore, which --model cae does not train")):
         assert main([*base, "--out", str(tmp_path / "bad"), *extra]) == 2
         assert capsys.readouterr().err.strip().endswith(message)
