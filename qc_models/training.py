@@ -40,7 +40,7 @@ from qc_models.data import (
     open_category,
     paired_mask_path,
 )
-from qc_models.detectors.backbone import FEATURE_LAYERS
+from qc_models.detectors.backbone import FEATURE_LAYERS, check_layers
 from qc_models.detectors.base import Detector, ProgressCallback, no_progress
 from qc_models.detectors.ensemble import fit_ensemble
 from qc_models.registry import (
@@ -129,10 +129,7 @@ def patchcore_overrides(
         chosen["reweight"] = True
     if layers is not None:
         names = [n.strip() for n in layers.split(",")] if isinstance(layers, str) else [str(n) for n in layers]
-        unknown = [n for n in names if n not in FEATURE_LAYERS]
-        if not names or unknown or len(set(names)) != len(names):
-            raise ValueError(f"layers must be distinct names from {', '.join(FEATURE_LAYERS)}, got {','.join(names)!r}")
-        chosen["layers"] = tuple(sorted(names, key=FEATURE_LAYERS.index))
+        chosen["layers"] = tuple(sorted(check_layers(names), key=FEATURE_LAYERS.index))
     return chosen
 
 

@@ -89,17 +89,21 @@ def _spec(name: str) -> tuple[Callable[..., nn.Module], Any, tuple[int, ...]]:
     return _BACKBONES[name]
 
 
-def feature_channels(name: str, layers: Sequence[str] = DEFAULT_LAYERS) -> tuple[int, ...]:
-    """Channels of the ``layers`` outputs of backbone ``name`` (ValueError if either is unknown)."""
-    channels = dict(zip(FEATURE_LAYERS, _spec(name)[2]))
+def check_layers(layers: Sequence[str]) -> tuple[str, ...]:
+    """``layers`` as a tuple; ValueError unless they are distinct names from :data:`FEATURE_LAYERS`."""
     if not layers:
         raise ValueError(f"feature layers must not be empty; choose from {', '.join(FEATURE_LAYERS)}")
-    unknown = [layer for layer in layers if layer not in channels]
-    if unknown or len(set(layers)) != len(layers):
+    if any(layer not in FEATURE_LAYERS for layer in layers) or len(set(layers)) != len(layers):
         raise ValueError(
             f"feature layers {list(layers)} invalid: each must be one of {', '.join(FEATURE_LAYERS)}, without repeats"
         )
-    return tuple(channels[layer] for layer in layers)
+    return tuple(layers)
+
+
+def feature_channels(name: str, layers: Sequence[str] = DEFAULT_LAYERS) -> tuple[int, ...]:
+    """Channels of the ``layers`` outputs of backbone ``name`` (ValueError if either is unknown)."""
+    channels = dict(zip(FEATURE_LAYERS, _spec(name)[2]))
+    return tuple(channels[layer] for layer in check_layers(layers))
 
 
 def _random_resnet(name: str, seed: int) -> nn.Module:

@@ -86,9 +86,9 @@ def test_train_patchcore_options_reach_the_model_and_bad_ones_stop_before_traini
     assert config["layers"] == ["layer1", "layer2"]  # the random-init default
     for extra, message in ((["--model", "patchcore", "--coreset-ratio", "0"], "--coreset-ratio: coreset ratio must be in (0, 1], got 0.0"),
                            (["--model", "patchcore", "--layers", "layer2,layer4"],
-                            "--layers: layers must be distinct names from layer1, layer2, layer3, got 'layer2,layer4'"),
+                            "--layers: feature layers ['layer2', 'layer4'] invalid: each must be one of layer1, layer2, layer3, without repeats"),
                            (["--model", "patchcore", "--layers", "layer2,layer2"],
-                            "--layers: layers must be distinct names from layer1, layer2, layer3, got 'layer2,layer2'"),
+                            "--layers: feature layers ['layer2', 'layer2'] invalid: each must be one of layer1, layer2, layer3, without repeats"),
                            (["--model", "cae", "--layers", "layer2"], "--layers set PatchCore, which --model cae does not train"),
                            (["--model", "cae", "--reweight"], "--reweight set PatchCore, which --model cae does not train")):
         assert main([*base, "--out", str(tmp_path / "bad"), *extra]) == 2
