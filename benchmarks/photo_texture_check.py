@@ -14,7 +14,8 @@ draws (``--seeds``) per photo.
     .venv/bin/python benchmarks/photo_texture_check.py [--photos DIR] [--seeds 0 1]
 
 Prints JSON: per photo and draw, image / pixel AUROC and per-defect image AUROC of each
-embedding, then each embedding's means. ``--photos`` is a folder holding ``brick.png``,
+embedding, then each embedding's means. ``--write-dataset DIR`` instead writes the photos as an
+MVTec-layout dataset, so that every detector can be measured on them with the detector benchmark. ``--photos`` is a folder holding ``brick.png``,
 ``grass.png``, ``gravel.png`` and ``camera.png`` (default: scikit-image's data folder).
 """
 
@@ -142,15 +143,44 @@ def one_draw(photo: np.ndarray, foreign: np.ndarray, seed: int) -> dict[str, Any
     return out
 
 
+def write_dataset(folder: Path, out: Path, seed: int = 0, n_train: int = 120, n_good: int = 60, per_defect: int = 15) -> Path:
+    """The photos as an MVTec-layout dataset (one category per photo), for the full detector benchmark:
+    ``benchmarks/detector_benchmark.py --workdir W`` uses ``W/data`` as it is when it exists."""
+    foreign = load_gray(folder / "camera.png")
+    for texture in TEXTURES:
+        photo = load_gray(folder / f"{texture}.png")
+        rng = np.random.default_rng(seed)
+        half = photo.shape[1] // 2
+        sets = {"train/good": crops(photo, rng, n_train, 0, half), "test/good": crops(photo, rng, n_good, half, photo.shape[1])}
+        for kind in DEFECTS:
+            pairs = [add_defect(img, kind, rng, foreign) for img in crops(photo, rng, per_defect, half, photo.shape[1])]
+            sets[f"test/{kind}"] = [img for img, _ in pairs]
+            gt = out / texture / "ground_truth" / kind
+            gt.mkdir(parents=True, exist_ok=True)
+            for i, (_, mask) in enumerate(pairs):
+                Image.fromarray(mask.astype(np.uint8) * 255).save(gt / f"{i:03d}_mask.png")
+        for sub, images in sets.items():
+            (out / texture / sub).mkdir(parents=True, exist_ok=True)
+            for i, img in enumerate(images):
+                Image.fromarray(img[..., 0]).save(out / texture / sub / f"{i:03d}.png")  # grayscale files, as photographed
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--photos", help="folder with brick.png, grass.png, gravel.png, camera.png")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--write-dataset", metavar="DIR",
+                   help="instead: write the photos as an MVTec-layout dataset to DIR (120 good to train, 60 good + "
+                        "15 per defect to test) for benchmarks/detector_benchmark.py --workdir (DIR = WORKDIR/data)")
     args = p.parse_args()
     from qc_models.runtime import configure_torch, machine_description
 
     configure_torch()
     folder = photos_folder(args.photos)
+    if args.write_dataset:
+        print(write_dataset(folder, Path(args.write_dataset), seed=args.seeds[0]))
+        return
     foreign = load_gray(folder / "camera.png")
     runs = {f"{t}/{s}": one_draw(load_gray(folder / f"{t}.png"), foreign, s) for t in TEXTURES for s in args.seeds}
     means = {name: {key: round(float(np.mean([r[name][key] for r in runs.values()])), 3)

@@ -42,3 +42,20 @@ def test_missing_photographs_are_named(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "brick.png")
     with pytest.raises(SystemExit, match="lacks grass.png, gravel.png, camera.png"):
         check.photos_folder(str(tmp_path))
+
+
+def test_written_dataset_is_an_mvtec_layout_the_product_reads(tmp_path: Path) -> None:
+    from qc_models.data import load_mask, open_category
+
+    rng = np.random.default_rng(2)
+    for name in (*check.TEXTURES, "camera"):
+        Image.fromarray(rng.integers(60, 200, (512, 512), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    root = check.write_dataset(tmp_path, tmp_path / "data", n_train=3, n_good=2, per_defect=1)
+    for texture in check.TEXTURES:
+        samples = list(open_category(root, texture).samples("test"))
+        assert sorted({s.defect_type for s in samples}) == sorted(("good", *check.DEFECTS))
+        assert len(list(open_category(root, texture).samples("train"))) == 3
+        for s in samples:
+            assert (s.mask_path is None) == (s.defect_type == "good")
+            if s.mask_path is not None:
+                assert load_mask(s.mask_path).any()
