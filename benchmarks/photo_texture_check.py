@@ -114,20 +114,26 @@ def add_defect(img: np.ndarray, kind: str, rng: np.random.Generator, foreign: np
     return np.clip(out, 0, 255).astype(np.uint8), mask
 
 
-def one_draw(photo: np.ndarray, foreign: np.ndarray, seed: int) -> dict[str, Any]:
+def draw(photo: np.ndarray, foreign: np.ndarray, rng: np.random.Generator, n_train: int, n_good: int,
+         per_defect: int) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, list[tuple[np.ndarray, np.ndarray]]]]:
+    """Training crops (left half), good test crops and ``(image, mask)`` defects per kind (right half)."""
+    half, width = photo.shape[1] // 2, photo.shape[1]
+    train = crops(photo, rng, n_train, 0, half)
+    good = crops(photo, rng, n_good, half, width)
+    defects = {kind: [add_defect(img, kind, rng, foreign) for img in crops(photo, rng, per_defect, half, width)]
+               for kind in DEFECTS}
+    return train, good, defects
+
+
+def one_draw(photo: np.ndarray, foreign: np.ndarray, seed: int, per_defect: int = 15) -> dict[str, Any]:
     """Fit every embedding on the same crops of one photo and score the same test crops."""
     from qc_models.detectors.patchcore import PatchCore
 
-    rng = np.random.default_rng(seed)
-    train = crops(photo, rng, 100, 0, photo.shape[1] // 2)
-    good = crops(photo, rng, 60, photo.shape[1] // 2, photo.shape[1])
-    bad, masks, kinds = [], [], []
-    for kind in DEFECTS:
-        for img in crops(photo, rng, 15, photo.shape[1] // 2, photo.shape[1]):
-            b, m = add_defect(img, kind, rng, foreign)
-            bad.append(b), masks.append(m), kinds.append(kind)
+    train, good, defects = draw(photo, foreign, np.random.default_rng(seed), 100, 60, per_defect)
+    bad = [img for kind in DEFECTS for img, _ in defects[kind]]
+    kinds = np.array([kind for kind in DEFECTS for _ in defects[kind]])
     labels = np.r_[np.zeros(len(good)), np.ones(len(bad))]
-    truth = np.concatenate([np.zeros(len(good) * SIZE * SIZE, bool)] + [m.ravel() for m in masks])
+    truth = np.concatenate([np.zeros(len(good) * SIZE * SIZE, bool)] + [m.ravel() for k in DEFECTS for _, m in defects[k]])
     out: dict[str, Any] = {}
     for name, kwargs in EMBEDDINGS.items():
         t0 = time.perf_counter()
@@ -135,8 +141,8 @@ def one_draw(photo: np.ndarray, foreign: np.ndarray, seed: int) -> dict[str, Any
         fit_s = time.perf_counter() - t0
         pred = model.predict(good + bad)
         s = pred.image_scores
-        per_type = {k: float(roc_auc_score(np.r_[np.zeros(len(good)), np.ones(15)],
-                                           np.r_[s[:len(good)], s[len(good):][np.array(kinds) == k]])) for k in DEFECTS}
+        per_type = {k: float(roc_auc_score(np.r_[np.zeros(len(good)), np.ones(per_defect)],
+                                           np.r_[s[:len(good)], s[len(good):][kinds == k]])) for k in DEFECTS}
         out[name] = {"image_auroc": float(roc_auc_score(labels, s)),
                      "pixel_auroc": float(roc_auc_score(truth, np.concatenate([a.ravel() for a in pred.anomaly_maps]))),
                      "per_defect_image_auroc": per_type, "fit_seconds": round(fit_s, 1)}
@@ -144,25 +150,19 @@ def one_draw(photo: np.ndarray, foreign: np.ndarray, seed: int) -> dict[str, Any
 
 
 def write_dataset(folder: Path, out: Path, seed: int = 0, n_train: int = 120, n_good: int = 60, per_defect: int = 15) -> Path:
-    """The photos as an MVTec-layout dataset (one category per photo), for the full detector benchmark:
-    ``benchmarks/detector_benchmark.py --workdir W`` uses ``W/data`` as it is when it exists."""
+    """The photos as an MVTec-layout dataset (one category per photo, grayscale files as photographed), for
+    the full detector benchmark: ``benchmarks/detector_benchmark.py --workdir W`` uses ``W/data`` as it is."""
     foreign = load_gray(folder / "camera.png")
     for texture in TEXTURES:
-        photo = load_gray(folder / f"{texture}.png")
-        rng = np.random.default_rng(seed)
-        half = photo.shape[1] // 2
-        sets = {"train/good": crops(photo, rng, n_train, 0, half), "test/good": crops(photo, rng, n_good, half, photo.shape[1])}
-        for kind in DEFECTS:
-            pairs = [add_defect(img, kind, rng, foreign) for img in crops(photo, rng, per_defect, half, photo.shape[1])]
-            sets[f"test/{kind}"] = [img for img, _ in pairs]
-            gt = out / texture / "ground_truth" / kind
-            gt.mkdir(parents=True, exist_ok=True)
-            for i, (_, mask) in enumerate(pairs):
-                Image.fromarray(mask.astype(np.uint8) * 255).save(gt / f"{i:03d}_mask.png")
-        for sub, images in sets.items():
+        train, good, defects = draw(load_gray(folder / f"{texture}.png"), foreign, np.random.default_rng(seed),
+                                    n_train, n_good, per_defect)
+        files = {"train/good": train, "test/good": good, **{f"test/{k}": [img for img, _ in v] for k, v in defects.items()}}
+        files.update({f"ground_truth/{k}": [m.astype(np.uint8) * 255 for _, m in v] for k, v in defects.items()})
+        for sub, arrays in files.items():
             (out / texture / sub).mkdir(parents=True, exist_ok=True)
-            for i, img in enumerate(images):
-                Image.fromarray(img[..., 0]).save(out / texture / sub / f"{i:03d}.png")  # grayscale files, as photographed
+            suffix = "_mask" if sub.startswith("ground_truth") else ""
+            for i, arr in enumerate(arrays):
+                Image.fromarray(arr if arr.ndim == 2 else arr[..., 0]).save(out / texture / sub / f"{i:03d}{suffix}.png")
     return out
 
 

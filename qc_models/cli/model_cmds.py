@@ -103,11 +103,11 @@ def _patchcore_overrides(args: argparse.Namespace, models: Sequence[str]) -> dic
     from qc_models.training import patchcore_overrides
 
     try:
-        patchcore_overrides(args.coreset_ratio)
+        chosen = patchcore_overrides(args.coreset_ratio, args.reweight)
     except ValueError as exc:
         raise CliError(f"--coreset-ratio: {exc}") from None
     try:
-        chosen = patchcore_overrides(args.coreset_ratio, args.reweight, args.layers)
+        chosen.update(patchcore_overrides(layers=args.layers))
     except ValueError as exc:
         raise CliError(f"--layers: {exc}") from None
     if not chosen:
