@@ -418,9 +418,9 @@ def fit_category_ensemble(
     versions = {k: v.version for k, v in members.items()}
     ensemble, calibrator = fit_ensemble(members, images, versions, seed, target_false_reject_rate, progress,
                                         validation)
-    note = calibrator.fallback_note()
-    if note:
-        log.warning("%s/ensemble: %s", category, note)
+    for note in (calibrator.fallback_note(), ensemble.unsettled_note()):
+        if note:
+            log.warning("%s/ensemble: %s", category, note)
     training = {"calibration_files": [p.name for p in ok], "member_versions": versions, "seed": seed,
                 "fingerprint": sorted(f for f in fingerprints if f)[0] if any(fingerprints) else None}
     return save_ensemble(models_dir, category, ensemble, calibrator, training=training)

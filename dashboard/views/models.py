@@ -162,20 +162,23 @@ with tab_eval:
     ensemble = state.model_set(str(cfg.models_dir), category).ensemble
     if ensemble is not None:
         weights = pd.DataFrame(ensemble.detector.weight_table())
-        if weights["validation_auroc"].isna().all():
-            weights = weights.drop(columns="validation_auroc")
+        weights = weights.drop(columns=[c for c in ("weight_p10", "weight_p90", "validation_auroc")
+                                        if weights[c].isna().all()])  # older ensembles lack the spread
         left, right = st.columns([2, 3])
         left.altair_chart(charts.rate_bars(weights, "member", "weight", "Ensemble weights"), width="stretch")
         right.dataframe(weights.round(3), hide_index=True, width="stretch")
         right.caption("Members are weighted by how well each separates held-out good images from synthetic anomalies "
-                      "made from them (synthetic_auroc), so a weak member gets little say. validation_auroc, when "
-                      "shown, is each member's separation on the labelled validation folder."
+                      "made from them (synthetic_auroc), so a weak member gets little say. weight_p10 to weight_p90 is "
+                      "how far each weight moves when those images and anomalies are resampled. validation_auroc, "
+                      "when shown, is each member's separation on the labelled validation folder."
                       + (" Scores enter as z-scores compressed far beyond any threshold (log-compressed above 20), so "
                          "no member outvotes the others by its scale alone."
                          if ensemble.detector.score_transform != "linear" else "")
                       + (f" At its threshold the ensemble flags {100 * caught:.0f} % of "
                          f"{ensemble.detector.details.get('n_synthetic', '')} synthetic anomalies."
                          if (caught := ensemble.detector.details.get("synthetic_detection_rate")) is not None else ""))
+        if unsettled := ensemble.detector.unsettled_note():
+            st.warning(unsettled[0].upper() + unsettled[1:], icon=":material/balance:")
     if st.button("Evaluate on the test split", icon=":material/fact_check:",
                  help="Scores every test image with every model; metrics are stored in model.json."):
         mset = state.model_set(str(cfg.models_dir), category)

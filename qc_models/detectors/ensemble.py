@@ -12,7 +12,9 @@ are kept on the part):
 The AUROC is the mean over all synthetic anomalies and over their subtler half, where
 members differ. z-scores beyond :data:`KNEE_Z` are compressed logarithmically, so a member
 whose good images barely vary cannot outvote the others by scale alone, while the range
-where decisions are made stays linear. The combined score is calibrated like any model,
+where decisions are made stays linear. How far the held-out images settle the weights is
+measured by resampling them and the anomalies (:func:`weight_spread`) and shown beside them.
+The combined score is calibrated like any model,
 except that its threshold may not lie above every synthetic anomaly (``anomaly_max``).
 Anomalies are drawn at the members' working resolution (:func:`working_copies`).
 Everything stored is JSON. The measurements behind each choice are in
@@ -49,6 +51,10 @@ PART_GROWTH = 3
 #: Tries at drawing a defect that touches the part with at least PART_MIN_PIXELS pixels (then cut to the part).
 PART_TRIES = 10
 PART_MIN_PIXELS = 16
+#: Resamples of the calibration images and synthetic anomalies behind :func:`weight_spread`.
+WEIGHT_RESAMPLES = 200
+#: Below this share of resamples keeping the same most-trusted member, the weights are called unsettled.
+SETTLED_SHARE = 0.8
 
 
 class EnsembleError(ValueError):
@@ -152,8 +158,23 @@ class Ensemble:
         """One row per member: its weight and the separation (AUROC) evidence behind it."""
         synthetic = self.details.get("synthetic_auroc") or {}
         validation = self.details.get("validation_auroc") or {}
-        return [{"member": m, "weight": w, "synthetic_auroc": synthetic.get(m), "validation_auroc": validation.get(m)}
-                for m, w in self.weights.items()]
+        interval = (self.details.get("weight_spread") or {}).get("interval") or {}
+        return [{"member": m, "weight": w, "weight_p10": (interval.get(m) or [None, None])[0],
+                 "weight_p90": (interval.get(m) or [None, None])[1], "synthetic_auroc": synthetic.get(m),
+                 "validation_auroc": validation.get(m)} for m, w in self.weights.items()]
+
+    def unsettled_note(self) -> str | None:
+        """Why these weights should not be trusted far, or None when resampling keeps the same top member
+        (or the ensemble predates the measurement)."""
+        spread = self.details.get("weight_spread") or {}
+        share = spread.get("top_share")
+        if share is None or share >= SETTLED_SHARE:
+            return None
+        return (f"the held-out good images do not settle the ensemble's weights: {spread.get('top_member')} is the "
+                f"most trusted member in only {100 * share:.0f} % of {spread.get('resamples')} resamples of them and "
+                "of the synthetic anomalies, so the ensemble may trail its best member. More good training images "
+                "narrow this (a share of them is held out); a labelled validation folder (qc train --validation DIR) "
+                "shows each member's AUROC on real defects beside the weights.")
 
     def to_dict(self) -> dict[str, Any]:
         return {"weights": dict(self.weights), "member_versions": dict(self.member_versions), "details": self.details,
@@ -211,12 +232,14 @@ def members_working_size(members: Mapping[str, CalibratedMember]) -> int | None:
 
 
 def synthetic_set(
-    images: Sequence[np.ndarray], seed: int, per_image: int = ANOMALIES_PER_IMAGE, on_part: bool = False
+    images: Sequence[np.ndarray], seed: int, per_image: int = ANOMALIES_PER_IMAGE, on_part: bool = False,
+    kinds: Sequence[str] | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Synthetic anomalies made from ``images`` (another image as texture source) and their defect areas.
 
     With ``on_part`` each defect is cut to the image's segmented part (see the module doc);
-    when :data:`PART_TRIES` draws all miss the part, the last one is kept as it is.
+    when :data:`PART_TRIES` draws all miss the part, the last one is kept as it is. ``kinds``
+    restricts the anomaly kinds (default: all, as the U-Net trains on).
     """
     from qc_models.detectors.synthetic_anomalies import add_synthetic_anomaly, add_synthetic_anomaly_on
 
@@ -228,10 +251,10 @@ def synthetic_set(
         for i, img in enumerate(images):
             source = images[(i + 1 + k) % n] if n > 1 else None
             if parts is None:
-                anomalous, mask = add_synthetic_anomaly(img, rng, source=source)
+                anomalous, mask = add_synthetic_anomaly(img, rng, source=source, kinds=kinds)
             else:
-                anomalous, mask = add_synthetic_anomaly_on(img, rng, parts[i], source=source,
-                                                           tries=PART_TRIES, min_pixels=PART_MIN_PIXELS)
+                anomalous, mask = add_synthetic_anomaly_on(img, rng, parts[i], source=source, tries=PART_TRIES,
+                                                           min_pixels=PART_MIN_PIXELS, kinds=kinds)
             out.append(anomalous)
             areas.append(float(mask.mean()))
     return out, np.asarray(areas)
@@ -249,6 +272,34 @@ def synthetic_separation(good_scores: np.ndarray, anomalous_scores: np.ndarray, 
     s = np.r_[good_scores, anomalous_scores]
     full, hard = auroc(labels, s), auroc(labels[subtle], s[subtle])
     return None if full is None else 0.5 * (full + (hard if hard is not None else full))
+
+
+def weight_spread(
+    good_scores: Mapping[str, np.ndarray], anomalous_scores: Mapping[str, np.ndarray], areas: np.ndarray,
+    n: int = WEIGHT_RESAMPLES, seed: int = 0, power: float = WEIGHT_POWER,
+) -> dict[str, Any]:
+    """How much the weights move when the held-out good images and the anomalies are resampled.
+
+    With ~18 held-out images and members of similar strength the weights are mostly noise
+    (on the hold-out categories a member's weight varied by up to +-0.39, and the
+    resampled ensembles fell 0.015-0.028 below their best member on average; docs/results.md).
+    Returns each member's 10th-90th percentile weight (``interval``) and the share of resamples
+    in which the most-weighted member stays the most weighted (``top_share``).
+    """
+    rng = np.random.default_rng(seed)
+    names = list(good_scores)
+    n_good, n_bad = len(next(iter(good_scores.values()))), len(areas)
+    drawn = np.empty((n, len(names)))
+    for b in range(n):
+        gi, bi = rng.integers(0, n_good, n_good), rng.integers(0, n_bad, n_bad)
+        w = weights_from_auroc({m: synthetic_separation(good_scores[m][gi], anomalous_scores[m][bi], areas[bi])
+                                for m in names}, power)
+        drawn[b] = [w[m] for m in names]
+    full = weights_from_auroc({m: synthetic_separation(good_scores[m], anomalous_scores[m], areas) for m in names}, power)
+    top = names.index(max(full, key=full.__getitem__))
+    lo, hi = np.percentile(drawn, [10, 90], axis=0)
+    return {"interval": {m: [float(lo[i]), float(hi[i])] for i, m in enumerate(names)},
+            "top_member": names[top], "top_share": float(np.mean(drawn.argmax(axis=1) == top)), "resamples": n}
 
 
 def fit_ensemble(
@@ -284,17 +335,20 @@ def fit_ensemble(
                                      on_part=on_part)
     good_out: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
     bad_out: dict[str, np.ndarray] = {}
+    working_scores_of: dict[str, np.ndarray] = {}
     aurocs: dict[str, float | None] = {}
     for i, (name, member) in enumerate(members.items()):
         progress(f"ensemble: scoring {name} on synthetic anomalies", i / len(members))
         good_scores, good_maps = member_outputs(member, good_images)  # as inspected: the threshold is fitted on these
-        working_scores = member_outputs(member, working)[0] if shrunk else good_scores
+        working_scores_of[name] = member_outputs(member, working)[0] if shrunk else good_scores
         bad_out[name] = member_outputs(member, anomalous)[0]
         good_out[name] = (good_scores, good_maps)
-        aurocs[name] = synthetic_separation(working_scores, bad_out[name], areas)
+        aurocs[name] = synthetic_separation(working_scores_of[name], bad_out[name], areas)
     details: dict[str, Any] = {"synthetic_auroc": aurocs, "n_good": len(good_images), "n_synthetic": len(anomalous),
                                "weight_power": WEIGHT_POWER, "synthetic_on_part": on_part,
-                               "synthetic_shrunk_to": size if shrunk else None}
+                               "synthetic_shrunk_to": size if shrunk else None,
+                               "weight_spread": weight_spread({k: working_scores_of[k] for k in members}, bad_out,
+                                                              areas, seed=seed)}
     val_scores: dict[str, np.ndarray] = {}
     if validation is not None:
         val_images, val_labels = validation[0], np.asarray(validation[1]).astype(int)

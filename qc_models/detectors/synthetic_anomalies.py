@@ -333,18 +333,19 @@ def add_synthetic_anomaly_on(
     source: np.ndarray | None = None,
     tries: int = 10,
     min_pixels: int = 16,
+    kinds: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic defect cut to ``region`` (an ``(H, W)`` bool mask, e.g. the segmented part).
 
     Real defects lie on the part, not on the background around it. Draws until a defect
     covers at least ``min_pixels`` of ``region`` (at most ``tries`` draws) and keeps only
     that overlap; when every draw misses, the last one is returned as it is.
-    Same contract as :func:`add_synthetic_anomaly` otherwise.
+    Same contract as :func:`add_synthetic_anomaly` otherwise (``kinds`` included).
     """
     if region.shape != image.shape[:2]:
         raise ValueError(f"region shape {region.shape} does not match image {image.shape[:2]}")
     for _ in range(max(1, int(tries))):
-        anomalous, mask = add_synthetic_anomaly(image, rng, source=source)
+        anomalous, mask = add_synthetic_anomaly(image, rng, source=source, kinds=kinds)
         kept = mask & region
         if kept.sum() >= min_pixels:
             return np.where(kept[..., None], anomalous, image), kept

@@ -203,6 +203,11 @@ def test_models_page_tables_and_threshold_preview(demo_env, open_page) -> None:
     saved = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["weights"]
     assert dict(zip(weights["member"], weights["weight"])) == pytest.approx({k: round(v, 3) for k, v in saved.items()})
     assert "validation_auroc" not in weights  # no validation folder was given
+    spread = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["details"]["weight_spread"]
+    assert dict(zip(weights["member"], weights["weight_p90"])) == pytest.approx(
+        {k: round(v[1], 3) for k, v in spread["interval"].items()})
+    unsettled = [w.value for w in at.warning if "do not settle the ensemble's weights" in w.value]
+    assert len(unsettled) == (spread["top_share"] < 0.8)
     assert any("synthetic anomalies" in c.value and "log-compressed" in c.value for c in at.caption)
     caught = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["details"]
     assert any(f"flags {100 * caught['synthetic_detection_rate']:.0f} % of {caught['n_synthetic']} synthetic" in c.value

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from qc_models.calibration import Calibrator
-from qc_models.detectors.ensemble import Ensemble, EnsembleError, fit_ensemble, weights_from_auroc, working_copies
+from qc_models.detectors.ensemble import (
+    Ensemble,
+    EnsembleError,
+    fit_ensemble,
+    weight_spread,
+    weights_from_auroc,
+    working_copies,
+)
 from qc_models.metrics import auroc
 from tests.models.standin import MeanDistance, defective_image, good_image, standin_class
 
@@ -51,6 +58,10 @@ def test_weak_member_does_not_drag_the_strong_one_down() -> None:
     assert cal.stats_["anomaly_max"] > cal.stats_["max"]
     assert cal.threshold < cal.stats_["anomaly_max"]
     assert 0.0 < ens.details["synthetic_detection_rate"] <= 1.0
+    # One member separates and the other does not: every resample agrees, and the ensemble says nothing.
+    spread = ens.details["weight_spread"]
+    assert spread["top_member"] == "strong" and spread["top_share"] == 1.0 and spread["interval"]["strong"][0] > 0.8
+    assert ens.unsettled_note() is None
 
 
 def test_combine_maps_and_json_round_trip() -> None:
@@ -188,3 +199,26 @@ def test_synthetic_anomalies_are_drawn_at_the_members_working_size() -> None:
     ens_small, _ = fit_ensemble(members, small, seed=0)
     assert ens_small.details["synthetic_shrunk_to"] is None
     assert members["a"].detector.seen.count((32, 32)) == 6 + ens_small.details["n_synthetic"]
+
+
+def test_weight_spread_tells_settled_from_unsettled_weights() -> None:
+    rng = np.random.default_rng(3)
+    good = rng.normal(0, 1, 18)
+    bad = rng.normal(1.5, 1, 90)
+    areas = rng.uniform(0.001, 0.05, 90)
+    # Two members scoring the same values on different images separate equally well on the whole set,
+    # so which one leads a resample is a coin toss.
+    twins = weight_spread({"a": good, "b": rng.permutation(good)}, {"a": bad, "b": rng.permutation(bad)},
+                          areas, n=200, seed=0)
+    assert 0.2 < twins["top_share"] < 0.8
+    lo, hi = twins["interval"]["a"]
+    assert hi - lo > 0.3  # the weight moves a lot between resamples
+    note = Ensemble({"a": 0.5, "b": 0.5}, details={"weight_spread": twins}).unsettled_note()
+    assert note is not None and f"{100 * twins['top_share']:.0f} % of 200 resamples" in note
+    # A member far apart from the other: always on top, narrow interval.
+    clear = weight_spread({"a": good, "b": good}, {"a": bad + 10, "b": bad}, areas, n=200, seed=0)
+    assert clear["top_member"] == "a" and clear["top_share"] == 1.0
+    assert clear["interval"]["a"][0] > 0.7
+    # Ensembles saved before the spread was measured show no interval and no warning.
+    old = Ensemble({"a": 1.0, "b": 1.0})
+    assert old.unsettled_note() is None and old.weight_table()[0]["weight_p10"] is None
