@@ -269,8 +269,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- models
 
 
+def _weights_text(weights: dict[str, float], spread: dict[str, Any] | None) -> str:
+    """``cae 0.05 (0.00-0.18), ...``: each member's weight and, when recorded, its 10th-90th percentile."""
+    interval = (spread.get("interval") if isinstance(spread, dict) else None) or {}
+
+    def band(m: str) -> str:
+        lo_hi = interval.get(m)
+        ok = isinstance(lo_hi, list) and len(lo_hi) == 2 and all(isinstance(x, (int, float)) for x in lo_hi)
+        return f" ({lo_hi[0]:.2f}-{lo_hi[1]:.2f})" if ok else ""
+
+    return ", ".join(f"{m} {w:.2f}{band(m)}" if isinstance(w, (int, float)) else f"{m} {w!r}" for m, w in weights.items())
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """List the registry's versions, newest first; exit 1 when a version cannot be read."""
+    from qc_models.detectors.ensemble import unsettled_note
     from qc_models.model_set import MODEL_ORDER
     from qc_models.registry import list_versions, version_rows
 
@@ -289,9 +302,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         for r in rows:
             print("  ".join(_cell(r, c).ljust(widths[c]) for c in cols).rstrip())
         print("use: * = the newest version, which every command loads; metrics are from the last qc evaluate")
+        for r in rows:
+            if r["in_use"] and r["ensemble_weights"]:
+                print(f"{r['category']} ensemble weights: {_weights_text(r['ensemble_weights'], r['weight_spread'])}")
     for r in rows:
         if r["error"]:
             print(f"error: {r['path']}: {r['error']}", file=sys.stderr)
+    for r in rows:
+        if r["in_use"] and (note := unsettled_note(r["weight_spread"])):
+            print(f"warning: {r['category']}/ensemble: {note}", file=sys.stderr)
     if any(r["untrained_backbone"] and r["in_use"] for r in rows):
         print(UNTRAINED_WARNING, file=sys.stderr)
     if not rows:

@@ -164,17 +164,8 @@ class Ensemble:
                  "validation_auroc": validation.get(m)} for m, w in self.weights.items()]
 
     def unsettled_note(self) -> str | None:
-        """Why these weights should not be trusted far, or None when resampling keeps the same top member
-        (or the ensemble predates the measurement)."""
-        spread = self.details.get("weight_spread") or {}
-        share = spread.get("top_share")
-        if share is None or share >= SETTLED_SHARE:
-            return None
-        return (f"the held-out good images do not settle the ensemble's weights: {spread.get('top_member')} is the "
-                f"most trusted member in only {100 * share:.0f} % of {spread.get('resamples')} resamples of them and "
-                "of the synthetic anomalies, so the ensemble may trail its best member. More good training images "
-                "narrow this (a share of them is held out); a labelled validation folder (qc train --validation DIR) "
-                "shows each member's AUROC on real defects beside the weights.")
+        """Why these weights should not be trusted far (:func:`unsettled_note`), or None."""
+        return unsettled_note(self.details.get("weight_spread"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"weights": dict(self.weights), "member_versions": dict(self.member_versions), "details": self.details,
@@ -300,6 +291,19 @@ def weight_spread(
     lo, hi = np.percentile(drawn, [10, 90], axis=0)
     return {"interval": {m: [float(lo[i]), float(hi[i])] for i, m in enumerate(names)},
             "top_member": names[top], "top_share": float(np.mean(drawn.argmax(axis=1) == top)), "resamples": n}
+
+
+def unsettled_note(spread: Mapping[str, Any] | None) -> str | None:
+    """Why an ensemble's weights should not be trusted far, from its :func:`weight_spread` record; None when
+    resampling keeps the same top member (or the ensemble predates the measurement)."""
+    share = spread.get("top_share") if isinstance(spread, Mapping) else None
+    if not isinstance(share, (int, float)) or share >= SETTLED_SHARE:
+        return None
+    return (f"the held-out good images do not settle the ensemble's weights: {spread.get('top_member')} is the "
+            f"most trusted member in only {100 * share:.0f} % of {spread.get('resamples')} resamples of them and "
+            "of the synthetic anomalies, so the ensemble may trail its best member. More good training images "
+            "narrow this (a share of them is held out); a labelled validation folder (qc train --validation DIR) "
+            "shows each member's AUROC on real defects beside the weights.")
 
 
 def fit_ensemble(

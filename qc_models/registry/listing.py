@@ -30,6 +30,9 @@ class VersionInfo:
     untrained_backbone: bool = False
     #: Whether the detector turns parts to the training pose first (None: not a detector, or saved before).
     pose_aligned: bool | None = None
+    #: An ensemble's member weights and their resampling spread (None for detectors).
+    ensemble_weights: dict[str, float] | None = None
+    weight_spread: dict[str, Any] | None = None
     error: str | None = None
 
 
@@ -71,6 +74,8 @@ def list_versions(models_dir: str | Path, category: str | None = None, model: st
                         weights=meta.get("weights") or {},
                         untrained_backbone=uses_untrained_backbone(meta.get("weights")),
                         pose_aligned=(meta.get("config") or {}).get("align"),
+                        ensemble_weights=(meta.get("ensemble") or {}).get("weights"),
+                        weight_spread=((meta.get("ensemble") or {}).get("details") or {}).get("weight_spread"),
                     )
                 )
     out.sort(key=lambda v: (v.version, v.category, v.model), reverse=True)
@@ -83,7 +88,7 @@ def version_rows(versions: Sequence[VersionInfo]) -> list[dict[str, Any]]:
     ``in_use`` marks the newest version of each category/model, the one every command loads (a
     broken one too: commands then stop with its ``error``); ``backbone`` is ``"resnet18 (none)"``
     style for PatchCore and None for models without one; the metrics are those of the last
-    ``qc evaluate`` (None before any).
+    ``qc evaluate`` (None before any); an ensemble also carries its member weights and their spread.
     """
     newest: dict[tuple[str, str], str] = {}
     for v in versions:
@@ -103,6 +108,8 @@ def version_rows(versions: Sequence[VersionInfo]) -> list[dict[str, Any]]:
             "pose_aligned": v.pose_aligned,
             "threshold": v.threshold,
             **{k: v.metrics.get(k) for k in ("image_auroc", "pixel_auroc", "recall", "false_reject_rate")},
+            "ensemble_weights": v.ensemble_weights,
+            "weight_spread": v.weight_spread,
             "path": str(v.path),
             "error": v.error,
         })

@@ -207,9 +207,20 @@ def test_models_lists_every_version_marks_the_one_in_use_and_flags_broken_ones(t
     assert caes[2]["error"] and caes[2]["image_auroc"] is None
     assert {r["model"] for r in rows if r["in_use"]} == {"cae", "unet", "patchcore", "ensemble"}
     assert next(r for r in rows if r["model"] == "patchcore")["backbone"] == "resnet18 (none)"
+    ens = next(r for r in rows if r["model"] == "ensemble" and r["in_use"])
+    saved = json.loads((Path(ens["path"]) / "model.json").read_text())["ensemble"]
+    assert ens["ensemble_weights"] == saved["weights"] and ens["weight_spread"] == saved["details"]["weight_spread"]
+    assert ("do not settle the ensemble's weights" in captured.err) == (ens["weight_spread"]["top_share"] < 0.8)
+
+    assert main(["models", str(models_dir), "--model", "ensemble"]) == 0
+    out = capsys.readouterr().out
+    first = next(iter(saved["weights"]))
+    low, high = saved["details"]["weight_spread"]["interval"][first]
+    assert f"{category} ensemble weights: {first} {saved['weights'][first]:.2f} ({low:.2f}-{high:.2f})" in out
 
     assert main(["models", str(models_dir), "--model", "patchcore"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert not any("ensemble weights" in line for line in lines)  # only listed ensembles show theirs
     assert lines[0].split()[:4] == ["category", "model", "version", "use"]
     body = [line.split() for line in lines[1:-1]]
     assert len(body) == 1 and body[0][:2] == [category, "patchcore"] and body[0][3] == "*"

@@ -10,6 +10,7 @@ from qc_models.detectors.ensemble import (
     Ensemble,
     EnsembleError,
     fit_ensemble,
+    unsettled_note,
     weight_spread,
     weights_from_auroc,
     working_copies,
@@ -222,3 +223,5 @@ def test_weight_spread_tells_settled_from_unsettled_weights() -> None:
     # Ensembles saved before the spread was measured show no interval and no warning.
     old = Ensemble({"a": 1.0, "b": 1.0})
     assert old.unsettled_note() is None and old.weight_table()[0]["weight_p10"] is None
+    # A hand-edited record is read, not trusted: no warning rather than a crash.
+    assert unsettled_note("often") is None and unsettled_note({"top_share": "low"}) is None
