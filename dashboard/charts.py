@@ -183,17 +183,19 @@ def roc_points(scores: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
 BAR_STEP = 28
 
 
-def rate_bars(table: pd.DataFrame, by: str, rate: str = "defect_rate", title: str = "") -> alt.Chart:
-    """Horizontal bars of a rate per group."""
-    return (
-        alt.Chart(table, title=title)
-        .mark_bar()
-        .encode(
-            y=alt.Y(f"{by}:N", sort="-x", title=by.replace("_", " ")),
-            x=alt.X(f"{rate}:Q", title=rate.replace("_", " "), axis=alt.Axis(format="%")),
-            tooltip=[by, alt.Tooltip(f"{rate}:Q", format=".2%")],
-        )
-        # A step per bar, not a fixed height: Streamlit fits charts with autosize 'fit' (height includes the
-        # title and axes), and at a fixed 120 px its theme left the bars no room at all (collapsed to a line).
-        .properties(height=alt.Step(BAR_STEP))
-    )
+def rate_bars(table: pd.DataFrame, by: str, rate: str = "defect_rate", title: str = "",
+              interval: tuple[str, str] | None = None) -> alt.Chart | alt.LayerChart:
+    """Horizontal bars of a rate per group; ``interval`` names two columns drawn as a range line over each bar."""
+    tooltip = [by, alt.Tooltip(f"{rate}:Q", format=".2%")]
+    if interval is not None:
+        tooltip += [alt.Tooltip(f"{c}:Q", format=".2%") for c in interval]
+    y = alt.Y(f"{by}:N", sort="-x", title=by.replace("_", " "))
+    bars = alt.Chart(table, title=title).mark_bar().encode(
+        y=y, x=alt.X(f"{rate}:Q", title=rate.replace("_", " "), axis=alt.Axis(format="%")), tooltip=tooltip)
+    # A step per bar, not a fixed height: Streamlit fits charts with autosize 'fit' (height includes the
+    # title and axes), and at a fixed 120 px its theme left the bars no room at all (collapsed to a line).
+    if interval is None:
+        return bars.properties(height=alt.Step(BAR_STEP))
+    rule = alt.Chart(table).mark_rule(strokeWidth=2, color="#333").encode(
+        y=y, x=f"{interval[0]}:Q", x2=f"{interval[1]}:Q", tooltip=tooltip)
+    return alt.layer(bars, rule).properties(height=alt.Step(BAR_STEP))

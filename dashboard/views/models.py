@@ -165,7 +165,9 @@ with tab_eval:
         weights = weights.drop(columns=[c for c in ("weight_p10", "weight_p90", "validation_auroc")
                                         if weights[c].isna().all()])  # older ensembles lack the spread
         left, right = st.columns([2, 3])
-        left.altair_chart(charts.rate_bars(weights, "member", "weight", "Ensemble weights"), width="stretch")
+        spread = ("weight_p10", "weight_p90") if "weight_p90" in weights else None
+        left.altair_chart(charts.rate_bars(weights, "member", "weight", "Ensemble weights", interval=spread),
+                          width="stretch")
         right.dataframe(weights.round(3), hide_index=True, width="stretch")
         right.caption("Members are weighted by how well each separates held-out good images from synthetic anomalies "
                       "made from them (synthetic_auroc), so a weak member gets little say. weight_p10 to weight_p90 is "

@@ -67,5 +67,13 @@ def test_bar_charts_and_confusion_matrix_get_a_step_per_row_not_a_fixed_height()
         assert chart.to_dict()["height"] == {"step": charts.BAR_STEP}
         heights = [float(h) for h in re.findall(r'aria-roledescription="bar" d="M[^h]+h[^v]+v([0-9.]+)', _renders(chart))]
         assert len(heights) == n and min(heights) >= 0.7 * charts.BAR_STEP
+    # The ensemble weights' resampling range: one range line per bar, drawn over the same rows.
+    weights = pd.DataFrame({"member": ["cae", "unet"], "weight": [0.2, 0.8], "lo": [0.1, 0.5], "hi": [0.4, 0.9]})
+    layered = charts.rate_bars(weights, "member", "weight", interval=("lo", "hi"))
+    spec = layered.to_dict()
+    assert spec["height"] == {"step": charts.BAR_STEP}
+    rule = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "rule")
+    assert rule["encoding"]["x"]["field"] == "lo" and rule["encoding"]["x2"]["field"] == "hi"
+    assert len(re.findall(r'aria-roledescription="rule mark"', _renders(layered))) == 2
     matrix = charts.confusion_matrix(5, 1, 2, 7).to_dict()
     assert matrix["height"] == {"step": charts.CELL_STEP}
