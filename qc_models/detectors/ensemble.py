@@ -158,10 +158,18 @@ class Ensemble:
         """One row per member: its weight and the separation (AUROC) evidence behind it."""
         synthetic = self.details.get("synthetic_auroc") or {}
         validation = self.details.get("validation_auroc") or {}
-        interval = (self.details.get("weight_spread") or {}).get("interval") or {}
-        return [{"member": m, "weight": w, "weight_p10": (interval.get(m) or [None, None])[0],
-                 "weight_p90": (interval.get(m) or [None, None])[1], "synthetic_auroc": synthetic.get(m),
-                 "validation_auroc": validation.get(m)} for m, w in self.weights.items()]
+        spread = self.details.get("weight_spread")
+        interval = spread.get("interval") if isinstance(spread, Mapping) else None
+        interval = interval if isinstance(interval, Mapping) else {}
+
+        def bound(m: str, i: int) -> float | None:
+            pair = interval.get(m)
+            ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[i], (int, float))
+            return float(pair[i]) if ok else None
+
+        return [{"member": m, "weight": w, "weight_p10": bound(m, 0), "weight_p90": bound(m, 1),
+                 "synthetic_auroc": synthetic.get(m), "validation_auroc": validation.get(m)}
+                for m, w in self.weights.items()]
 
     def unsettled_note(self) -> str | None:
         """Why these weights should not be trusted far (:func:`unsettled_note`), or None."""

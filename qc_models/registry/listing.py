@@ -47,6 +47,14 @@ def registry_categories(models_dir: str | Path) -> list[str]:
     return [c.name for c in _subdirs(Path(models_dir)) if any(_subdirs(m) for m in _subdirs(c))]
 
 
+def _ensemble_part(meta: dict[str, Any], *keys: str) -> Any:
+    """``meta["ensemble"][keys...]`` when every level is an object, else None (detectors; hand-edited files)."""
+    node: Any = meta.get("ensemble")
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
 def list_versions(models_dir: str | Path, category: str | None = None, model: str | None = None) -> list[VersionInfo]:
     """All versions (optionally of one category/model), newest first; broken ones carry ``error``."""
     out: list[VersionInfo] = []
@@ -74,8 +82,8 @@ def list_versions(models_dir: str | Path, category: str | None = None, model: st
                         weights=meta.get("weights") or {},
                         untrained_backbone=uses_untrained_backbone(meta.get("weights")),
                         pose_aligned=(meta.get("config") or {}).get("align"),
-                        ensemble_weights=(meta.get("ensemble") or {}).get("weights"),
-                        weight_spread=((meta.get("ensemble") or {}).get("details") or {}).get("weight_spread"),
+                        ensemble_weights=_ensemble_part(meta, "weights"),
+                        weight_spread=_ensemble_part(meta, "details", "weight_spread"),
                     )
                 )
     out.sort(key=lambda v: (v.version, v.category, v.model), reverse=True)

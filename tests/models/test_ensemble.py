@@ -225,3 +225,6 @@ def test_weight_spread_tells_settled_from_unsettled_weights() -> None:
     assert old.unsettled_note() is None and old.weight_table()[0]["weight_p10"] is None
     # A hand-edited record is read, not trusted: no warning rather than a crash.
     assert unsettled_note("often") is None and unsettled_note({"top_share": "low"}) is None
+    for bad in ("wide", {"interval": "wide"}, {"interval": {"a": ["x", 0.5]}}):
+        row = Ensemble({"a": 1.0}, details={"weight_spread": bad}).weight_table()[0]
+        assert row["weight_p10"] is None and row["weight"] == 1.0
