@@ -91,8 +91,8 @@ def ensemble_auroc(data: dict[str, Any], weights: dict[str, float]) -> float:
     return float(auroc(data["labels"], combined))
 
 
-def resampled_weights(data: dict[str, Any], rng: np.random.Generator, cal_idx: np.ndarray,
-                      syn_idx: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
+def resampled_weights(data: dict[str, Any], cal_idx: np.ndarray, syn_idx: np.ndarray,
+                      kinds: np.ndarray) -> dict[str, float]:
     """Weights from one resample: calibration images ``cal_idx``, anomaly ``syn_idx[i]`` of kind ``kinds[i]``."""
     names = list(KINDS)
     areas = np.array([data["areas"][names[k]][i] for k, i in zip(kinds, syn_idx)])
@@ -114,13 +114,13 @@ def bootstrap(data: dict[str, Any], n_boot: int, n_inner: int, n_synthetic: int,
     for _ in range(n_boot):
         cal_idx, kinds = rng.integers(0, n_cal, n_cal), rng.choice(len(p), size=n_synthetic, p=p)
         syn_idx = rng.integers(0, n_kind, n_synthetic)
-        w = resampled_weights(data, rng, cal_idx, syn_idx, kinds)
+        w = resampled_weights(data, cal_idx, syn_idx, kinds)
         ws.append([w[n] for n in data["names"]])
         plain.append(ensemble_auroc(data, w) - best)
         acc = dict.fromkeys(data["names"], 0.0)
         for _ in range(n_inner):
             pick = rng.integers(0, n_synthetic, n_synthetic)
-            wi = resampled_weights(data, rng, rng.choice(cal_idx, n_cal), syn_idx[pick], kinds[pick])
+            wi = resampled_weights(data, rng.choice(cal_idx, n_cal), syn_idx[pick], kinds[pick])
             for n in acc:
                 acc[n] += wi[n] / n_inner
         if n_inner:

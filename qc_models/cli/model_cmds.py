@@ -271,14 +271,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _weights_text(weights: dict[str, float], spread: dict[str, Any] | None) -> str:
     """``cae 0.05 (0.00-0.18), ...``: each member's weight and, when recorded, its 10th-90th percentile."""
-    interval = (spread.get("interval") if isinstance(spread, dict) else None) or {}
+    from qc_models.detectors.ensemble import weight_interval
 
-    def band(m: str) -> str:
-        lo_hi = interval.get(m)
-        ok = isinstance(lo_hi, list) and len(lo_hi) == 2 and all(isinstance(x, (int, float)) for x in lo_hi)
-        return f" ({lo_hi[0]:.2f}-{lo_hi[1]:.2f})" if ok else ""
+    def one(m: str, w: Any) -> str:
+        band = weight_interval(spread, m)
+        text = f"{m} {w:.2f}" if isinstance(w, (int, float)) else f"{m} {w!r}"
+        return text + (f" ({band[0]:.2f}-{band[1]:.2f})" if band else "")
 
-    return ", ".join(f"{m} {w:.2f}{band(m)}" if isinstance(w, (int, float)) else f"{m} {w!r}" for m, w in weights.items())
+    return ", ".join(one(m, w) for m, w in weights.items())
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -159,17 +159,12 @@ class Ensemble:
         synthetic = self.details.get("synthetic_auroc") or {}
         validation = self.details.get("validation_auroc") or {}
         spread = self.details.get("weight_spread")
-        interval = spread.get("interval") if isinstance(spread, Mapping) else None
-        interval = interval if isinstance(interval, Mapping) else {}
-
-        def bound(m: str, i: int) -> float | None:
-            pair = interval.get(m)
-            ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[i], (int, float))
-            return float(pair[i]) if ok else None
-
-        return [{"member": m, "weight": w, "weight_p10": bound(m, 0), "weight_p90": bound(m, 1),
-                 "synthetic_auroc": synthetic.get(m), "validation_auroc": validation.get(m)}
-                for m, w in self.weights.items()]
+        rows = []
+        for m, w in self.weights.items():
+            low, high = weight_interval(spread, m) or (None, None)
+            rows.append({"member": m, "weight": w, "weight_p10": low, "weight_p90": high,
+                         "synthetic_auroc": synthetic.get(m), "validation_auroc": validation.get(m)})
+        return rows
 
     def unsettled_note(self) -> str | None:
         """Why these weights should not be trusted far (:func:`unsettled_note`), or None."""
@@ -275,15 +270,16 @@ def synthetic_separation(good_scores: np.ndarray, anomalous_scores: np.ndarray, 
 
 def weight_spread(
     good_scores: Mapping[str, np.ndarray], anomalous_scores: Mapping[str, np.ndarray], areas: np.ndarray,
-    n: int = WEIGHT_RESAMPLES, seed: int = 0, power: float = WEIGHT_POWER,
+    weights: Mapping[str, float], n: int = WEIGHT_RESAMPLES, seed: int = 0, power: float = WEIGHT_POWER,
 ) -> dict[str, Any]:
     """How much the weights move when the held-out good images and the anomalies are resampled.
 
     With ~18 held-out images and members of similar strength the weights are mostly noise
     (on the hold-out categories a member's weight varied by up to +-0.39, and the
     resampled ensembles fell 0.015-0.028 below their best member on average; docs/results.md).
-    Returns each member's 10th-90th percentile weight (``interval``) and the share of resamples
-    in which the most-weighted member stays the most weighted (``top_share``).
+    ``weights`` are those fitted on all of them. Returns each member's 10th-90th percentile weight
+    (``interval``) and the share of resamples in which the most-weighted member stays the most
+    weighted (``top_share``).
     """
     rng = np.random.default_rng(seed)
     names = list(good_scores)
@@ -294,11 +290,20 @@ def weight_spread(
         w = weights_from_auroc({m: synthetic_separation(good_scores[m][gi], anomalous_scores[m][bi], areas[bi])
                                 for m in names}, power)
         drawn[b] = [w[m] for m in names]
-    full = weights_from_auroc({m: synthetic_separation(good_scores[m], anomalous_scores[m], areas) for m in names}, power)
-    top = names.index(max(full, key=full.__getitem__))
+    top = names.index(max(names, key=lambda m: weights[m]))
     lo, hi = np.percentile(drawn, [10, 90], axis=0)
     return {"interval": {m: [float(lo[i]), float(hi[i])] for i, m in enumerate(names)},
             "top_member": names[top], "top_share": float(np.mean(drawn.argmax(axis=1) == top)), "resamples": n}
+
+
+def weight_interval(spread: Any, member: str) -> tuple[float, float] | None:
+    """``member``'s recorded 10th-90th percentile weight from a :func:`weight_spread` record; None when
+    absent or malformed (ensembles saved before it, hand-edited files)."""
+    interval = spread.get("interval") if isinstance(spread, Mapping) else None
+    pair = interval.get(member) if isinstance(interval, Mapping) else None
+    if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, (int, float)) for x in pair):
+        return float(pair[0]), float(pair[1])
+    return None
 
 
 def unsettled_note(spread: Mapping[str, Any] | None) -> str | None:
@@ -358,9 +363,9 @@ def fit_ensemble(
         aurocs[name] = synthetic_separation(working_scores_of[name], bad_out[name], areas)
     details: dict[str, Any] = {"synthetic_auroc": aurocs, "n_good": len(good_images), "n_synthetic": len(anomalous),
                                "weight_power": WEIGHT_POWER, "synthetic_on_part": on_part,
-                               "synthetic_shrunk_to": size if shrunk else None,
-                               "weight_spread": weight_spread({k: working_scores_of[k] for k in members}, bad_out,
-                                                              areas, seed=seed)}
+                               "synthetic_shrunk_to": size if shrunk else None}
+    weights = weights_from_auroc(aurocs, WEIGHT_POWER)
+    details["weight_spread"] = weight_spread(working_scores_of, bad_out, areas, weights, seed=seed)
     val_scores: dict[str, np.ndarray] = {}
     if validation is not None:
         val_images, val_labels = validation[0], np.asarray(validation[1]).astype(int)
@@ -370,7 +375,7 @@ def fit_ensemble(
         details.update(validation_auroc={name: auroc(val_labels, v) for name, v in val_scores.items()},
                        n_validation_good=int((val_labels == 0).sum()),
                        n_validation_defective=int((val_labels == 1).sum()))
-    ensemble = Ensemble(weights_from_auroc(aurocs, WEIGHT_POWER), member_versions, details=details)
+    ensemble = Ensemble(weights, member_versions, details=details)
     combined = ensemble.combine_scores({k: v[0] for k, v in good_out.items()})
     combined_maps = ensemble.combine_maps({k: v[1] for k, v in good_out.items()})
     combined_bad = ensemble.combine_scores(bad_out)

@@ -210,14 +210,14 @@ def test_weight_spread_tells_settled_from_unsettled_weights() -> None:
     # Two members scoring the same values on different images separate equally well on the whole set,
     # so which one leads a resample is a coin toss.
     twins = weight_spread({"a": good, "b": rng.permutation(good)}, {"a": bad, "b": rng.permutation(bad)},
-                          areas, n=200, seed=0)
+                          areas, {"a": 0.5, "b": 0.5}, n=200, seed=0)
     assert 0.2 < twins["top_share"] < 0.8
     lo, hi = twins["interval"]["a"]
     assert hi - lo > 0.3  # the weight moves a lot between resamples
     note = Ensemble({"a": 0.5, "b": 0.5}, details={"weight_spread": twins}).unsettled_note()
     assert note is not None and f"{100 * twins['top_share']:.0f} % of 200 resamples" in note
     # A member far apart from the other: always on top, narrow interval.
-    clear = weight_spread({"a": good, "b": good}, {"a": bad + 10, "b": bad}, areas, n=200, seed=0)
+    clear = weight_spread({"a": good, "b": good}, {"a": bad + 10, "b": bad}, areas, {"a": 0.9, "b": 0.1}, n=200, seed=0)
     assert clear["top_member"] == "a" and clear["top_share"] == 1.0
     assert clear["interval"]["a"][0] > 0.7
     # Ensembles saved before the spread was measured show no interval and no warning.
