@@ -263,7 +263,9 @@ with tab_threshold:
         c[0].metric("Current threshold (raw)", f"{current['threshold']:.4g}")
         c[1].metric("New threshold (raw)", f"{new.threshold:.4g}", delta=f"{new.threshold - current['threshold']:+.3g}",
                     delta_color="off")
-        c[2].metric("Calibration images", len(cal))
+        c[2].metric("Calibration images", len(cal),
+                    help="Good training images no detector fitted on: the calibration hold-out plus, for models "
+                         "trained since 2026-12-07, the images that stopped the networks' training early.")
         if evaluation is None:
             st.caption("Evaluate the models (Evaluation tab) to see the effect on the test split.")
         else:

@@ -217,12 +217,20 @@ class ConvAutoencoder(LearnedMapDetector):
 
     # ------------------------------------------------------------ training
 
-    def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "ConvAutoencoder":
-        """Train on good images; a seeded random ``val_fraction`` of them drives early stopping."""
-        images = self._fit_pose(images)
-        rng, gen, train_idx, val_idx = self._begin_fit(images)
+    def fit(
+        self,
+        images: Sequence[np.ndarray],
+        progress: ProgressCallback | None = None,
+        validation_images: Sequence[np.ndarray] | None = None,
+    ) -> "ConvAutoencoder":
+        """Train on good images; early stopping on ``validation_images``, else on a seeded ``val_fraction`` of them.
+
+        Everything learned (network, colour whitening, per-pixel error statistics) comes from the
+        training part only, so the validation images score like unseen good images.
+        """
+        rng, gen, images, train_idx, val_idx = self._begin_fit(images, validation_images)
         x = images_to_tensor(images, self.image_size, normalize=False)
-        self.centring_ = self._resolve_centring(x, images)
+        self.centring_ = self._resolve_centring(x[train_idx], [images[i] for i in train_idx])
         if self.centring_ == "subtract":
             x = centre_colour(x)
         x_train, x_val = x[train_idx], x[val_idx]
@@ -247,9 +255,9 @@ class ConvAutoencoder(LearnedMapDetector):
             (x_val[s : s + self.batch_size],) * 2 for s in range(0, len(x_val), self.batch_size)
         ]
         self._train(net, batches, self._loss, val_batches, progress)
-        residual = self._colour_residual(x)  # (N, 3, h, w) with the plain RGB metric
+        residual = self._colour_residual(x_train)  # (N, 3, h, w) with the plain RGB metric
         self.colour_whitening_ = shrunk_whitening(residual.permute(0, 2, 3, 1).reshape(-1, 3), self.colour_shrinkage).float()
-        self.error_stats_ = self._error_stats(x)
+        self.error_stats_ = self._error_stats(x_train)
         return self
 
     @staticmethod

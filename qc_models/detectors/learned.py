@@ -1,6 +1,7 @@
 """Shared plumbing of the detectors that train a small network (CAE, U-Net).
 
-Both split good images into fit/validation sets, train with AdamW + cosine decay
+Both split good images into fit/validation sets (or take a validation set from the caller, which
+then stays unseen but for choosing the epoch), train with AdamW + cosine decay
 under early stopping, store the network as ``net.*`` tensors and turn an internal
 anomaly map into an image score the same way; keeping that here means a fix to
 one (e.g. BatchNorm or serialisation) reaches both.
@@ -63,15 +64,31 @@ class LearnedMapDetector(Detector):
         self.training_ = None
         self.flips_ = []
 
-    def _begin_fit(self, images: Sequence[np.ndarray]) -> tuple[np.random.Generator, torch.Generator, np.ndarray, np.ndarray]:
-        """Checks, seeding and the seeded fit/validation split shared by every network detector."""
+    def _begin_fit(
+        self, images: Sequence[np.ndarray], validation_images: Sequence[np.ndarray] | None = None
+    ) -> tuple[np.random.Generator, torch.Generator, list[np.ndarray], np.ndarray, np.ndarray]:
+        """Checks, pose template, seeding and the train/validation split shared by every network detector.
+
+        Returns ``(rng, gen, images, train_idx, val_idx)``: ``images`` as the network sees them
+        (aligned when ``align`` is on), indexed by both index arrays. Without ``validation_images``
+        a seeded ``val_fraction`` of ``images`` drives early stopping; with them, every image in
+        ``images`` is trained on and the given ones (aligned with the template of the others, which
+        they never shape) only choose the epoch, so they stay fit to calibrate on.
+        """
         configure_torch()
         if len(images) < 2:
             raise ValueError(f"{self.name}: need at least 2 good images to train, got {len(images)}")
+        images = self._fit_pose(images)
         rng = seed_everything(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        train_idx, val_idx = split_train_val(len(images), self.val_fraction, self.seed)
-        return rng, gen, train_idx, val_idx
+        if validation_images is None:
+            train_idx, val_idx = split_train_val(len(images), self.val_fraction, self.seed)
+        else:
+            validation = self._pose_inputs(validation_images)[0] if len(validation_images) else []
+            train_idx = np.arange(len(images))
+            val_idx = np.arange(len(images), len(images) + len(validation))
+            images = list(images) + list(validation)
+        return rng, gen, list(images), train_idx, val_idx
 
     @property
     def effective_min_epochs(self) -> int:

@@ -337,11 +337,19 @@ class UNetDetector(LearnedMapDetector):
                 masks[j] = m
         return torch.from_numpy(imgs), torch.from_numpy(masks)
 
-    def fit(self, images: Sequence[np.ndarray], progress: ProgressCallback | None = None) -> "UNetDetector":
-        """Train on good images (plus ``extra_defects``); see the module docstring."""
-        images = self._fit_pose(images)
+    def fit(
+        self,
+        images: Sequence[np.ndarray],
+        progress: ProgressCallback | None = None,
+        validation_images: Sequence[np.ndarray] | None = None,
+    ) -> "UNetDetector":
+        """Train on good images (plus ``extra_defects``); see the module docstring.
+
+        Early stopping runs on ``validation_images`` (with synthetic anomalies) when given, else on a
+        seeded ``val_fraction`` of ``images``; neither is trained on nor pasted from.
+        """
+        rng, gen, images, train_idx, val_idx = self._begin_fit(images, validation_images)
         extra_defects = self._aligned_extra()
-        rng, gen, train_idx, val_idx = self._begin_fit(images)
         good = self._resize_u8(images)
         train_good = good[train_idx]
         use_reference = self.align if self.reference is None else self.reference

@@ -453,20 +453,23 @@ def test_models_page_leaves_a_suspect_image_out_of_calibration(demo_env, open_pa
     from qc_models.registry import list_versions
 
     category, path, suspect = _models_with_a_suspect(demo_env, monkeypatch, tmp_path, "patchcore")
-    # The tiny models hold out the minimum of 5 images; allow 4 here so that one can be left out.
-    monkeypatch.setattr("qc_models.calibration_exclusion.MIN_CALIBRATION_IMAGES", 4)
-    monkeypatch.setattr("qc_models.training.MIN_CALIBRATION_IMAGES", 4)
+    held_out = len(json.loads((path / "model.json").read_text())["training"]["calibration_files"])
+    # The tiny models hold out few images; allow one fewer here so that one can be left out.
+    monkeypatch.setattr("qc_models.calibration_exclusion.MIN_CALIBRATION_IMAGES", held_out - 1)
+    monkeypatch.setattr("qc_models.training.MIN_CALIBRATION_IMAGES", held_out - 1)
     at = _click_exclude(open_page, category, "patchcore", suspect)
     assert not at.error, [e.value for e in at.error]
     assert any(s.value.startswith("Recalibrated: ") and "ensemble rebuilt" in s.value for s in at.success)
     after = json.loads((path / "model.json").read_text())
-    assert after["training"]["calibration_excluded"] == [suspect] and after["calibration"]["stats"]["n"] == 4
+    assert after["training"]["calibration_excluded"] == [suspect] and after["calibration"]["stats"]["n"] == held_out - 1
     assert len(list_versions(path.parents[2], category, "ensemble")) == 2
 
 
 def test_models_page_refuses_to_leave_out_an_image_it_cannot_spare(demo_env, open_page, monkeypatch, tmp_path) -> None:
     category, path, suspect = _models_with_a_suspect(demo_env, monkeypatch, tmp_path, "cae")
     before = (path / "model.json").read_bytes()
+    held_out = len(json.loads(before)["training"]["calibration_files"])
+    monkeypatch.setattr("qc_models.calibration_exclusion.MIN_CALIBRATION_IMAGES", held_out)  # none to spare
     at = _click_exclude(open_page, category, "cae", suspect)
-    assert any("Not changed" in e.value and "would leave 4 calibration images" in e.value for e in at.error)
+    assert any("Not changed" in e.value and f"would leave {held_out - 1} calibration images" in e.value for e in at.error)
     assert (path / "model.json").read_bytes() == before

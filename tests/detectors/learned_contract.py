@@ -72,3 +72,20 @@ def check_training_description(model: Any) -> dict[str, Any]:
     assert np.isfinite(info["best_val_loss"]) and isinstance(info["early_stopped"], bool)
     json.dumps(info)
     return info
+
+
+def check_validation_images_only_choose_the_epoch(cls: type, config: dict[str, Any]) -> None:
+    """Given validation images drive early stopping and nothing else: after one epoch (nothing to choose)
+    two different validation sets leave identical learned state, and every training image is trained on."""
+    rng = np.random.default_rng(5)
+    train, val_a = stripes(rng, 8), stripes(rng, 3)
+    val_b = [np.ascontiguousarray(img[::-1, ::-1]) // 2 for img in stripes(rng, 4)]  # darker, other count
+    a = cls(**{**config, "epochs": 1}).fit(train, validation_images=val_a)
+    b = cls(**{**config, "epochs": 1}).fit(train, validation_images=val_b)
+    assert a.training_.monitored == "val" and a.training_.best_val_loss != b.training_.best_val_loss
+    sa, sb = a.state_tensors(), b.state_tensors()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert np.array_equal(sa[key].numpy(), sb[key].numpy()), key
+    internal = cls(**{**config, "epochs": 1}).fit(train)  # splits its own validation images off instead
+    assert any(not np.array_equal(sa[k].numpy(), v.numpy()) for k, v in internal.state_tensors().items())

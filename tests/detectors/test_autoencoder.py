@@ -63,6 +63,10 @@ def test_colour_residual_is_whitened_and_old_artifacts_keep_plain_rgb(fitted) ->
         ConvAutoencoder(**{**TINY, "colour_shrinkage": 0.0})
 
 
+def test_given_validation_images_only_choose_the_epoch() -> None:
+    contract.check_validation_images_only_choose_the_epoch(ConvAutoencoder, TINY)
+
+
 def test_describe_reports_training(fitted) -> None:
     contract.check_training_description(fitted[0])
 

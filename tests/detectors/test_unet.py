@@ -45,6 +45,10 @@ def test_state_round_trip_gives_identical_predictions(fitted) -> None:
     contract.check_state_round_trip(model, good + [b for b, _ in bad])
 
 
+def test_given_validation_images_only_choose_the_epoch() -> None:
+    contract.check_validation_images_only_choose_the_epoch(UNetDetector, TINY)
+
+
 def test_describe_reports_training(fitted) -> None:
     assert contract.check_training_description(fitted[0])["extra_defects_used"] == 0
 

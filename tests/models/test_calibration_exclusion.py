@@ -41,7 +41,7 @@ def _meta(version_dir: Path) -> dict:
 
 def test_leaving_a_defective_image_out_refits_every_threshold_and_rebuilds_the_ensemble(
         tmp_path: Path, standins: None, capsys: pytest.CaptureFixture) -> None:
-    ds = write_dataset(tmp_path / "ds", n_train=40)  # 6 calibration images
+    ds = write_dataset(tmp_path / "ds", n_train=40)  # 6 calibration + 5 early-stopping images
     planted = _plant_defect_in_calibration(ds, 40)
     models = tmp_path / "models"
     paths = train_category(ds, "widget", models=("cae", "unet"), out=models, size=32)
@@ -56,7 +56,7 @@ def test_leaving_a_defective_image_out_refits_every_threshold_and_rebuilds_the_e
     for name in ("cae", "unet"):
         after = _meta(paths[name])  # the same version, recalibrated in place
         rest = [f for f in before[name]["training"]["calibration_files"] if f != planted.name]
-        assert len(rest) == 5 and after["calibration"]["stats"]["n"] == 5
+        assert len(rest) == 10 and after["calibration"]["stats"]["n"] == 10
         assert after["training"]["calibration_excluded"] == [planted.name]
         assert after["calibration_history"][-1]["threshold"] == before[name]["threshold"]
         assert planted.name in after["calibration_history"][-1]["reason"]
@@ -78,14 +78,14 @@ def test_leaving_a_defective_image_out_refits_every_threshold_and_rebuilds_the_e
 
 
 def test_requests_that_cannot_be_met_change_nothing(tmp_path: Path, standins: None, capsys: pytest.CaptureFixture) -> None:
-    ds = write_dataset(tmp_path / "ds", n_train=40)  # 6 calibration images; 5 is the minimum
+    ds = write_dataset(tmp_path / "ds", n_train=40)  # 6 calibration + 5 early-stopping images; 5 is the minimum
     models = tmp_path / "models"
     paths = train_category(ds, "widget", models=("cae", "unet"), out=models, size=32)
     snapshot = {p: (p / "model.json").read_bytes() for p in paths.values()}
     calibration = _meta(paths["cae"])["training"]["calibration_files"]
 
     with pytest.raises(CalibrationError, match="would leave 4 calibration images"):
-        exclude_calibration_images(ds, "widget", models, calibration[:2])
+        exclude_calibration_images(ds, "widget", models, calibration[:7])
     assert main(["calibrate", str(ds), "--models", str(models), "--exclude", "nope.png"]) == 2
     assert "nope.png: not among the calibration images of widget" in capsys.readouterr().err
     (ds / "widget" / "train" / "good" / calibration[1]).unlink()
