@@ -346,7 +346,7 @@ class UNetDetector(LearnedMapDetector):
         """Train on good images (plus ``extra_defects``); see the module docstring.
 
         Early stopping runs on ``validation_images`` (with synthetic anomalies) when given, else on a
-        seeded ``val_fraction`` of ``images``; neither is trained on nor pasted from.
+        seeded ``val_fraction`` of ``images``; they are never trained on nor pasted into training images.
         """
         rng, gen, images, train_idx, val_idx = self._begin_fit(images, validation_images)
         extra_defects = self._aligned_extra()
