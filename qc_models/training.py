@@ -305,7 +305,8 @@ def train_category(
     fit_idx, cal_idx, stop_idx = split_held_out(len(images), seed)
     fit_images = [images[i] for i in fit_idx]
     stop_images = [images[i] for i in stop_idx]
-    held_out = [images[i] for i in (*cal_idx, *stop_idx)]  # what every threshold is fitted on
+    held_out_idx = np.concatenate([cal_idx, stop_idx])
+    held_out = [images[i] for i in held_out_idx]  # what every threshold is fitted on
     validation = None
     if validation_dir is not None:
         validation = load_validation_folder(validation_dir, layout.path / "test")
@@ -320,7 +321,7 @@ def train_category(
         "fingerprint": data_fingerprint(paths),
         "n_train_images": len(images),
         "fit_files": [paths[i].name for i in fit_idx],
-        "calibration_files": [paths[i].name for i in (*cal_idx, *stop_idx)],
+        "calibration_files": [paths[i].name for i in held_out_idx],
         "early_stopping_files": [paths[i].name for i in stop_idx],
         "skipped_files": skipped,
         "seed": seed,
