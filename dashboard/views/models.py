@@ -176,6 +176,10 @@ with tab_eval:
                       + (" Scores enter as z-scores compressed far beyond any threshold (log-compressed above 20), so "
                          "no member outvotes the others by its scale alone."
                          if ensemble.detector.score_transform != "linear" else "")
+                      + (" A member whose own threshold lies far out in its good scores' tail is scaled down ("
+                         + ", ".join(f"{m} x{v:.2f}" for m, v in scaled.items())
+                         + ") so that its threshold sits at 10 spreads, below the compression."
+                         if (scaled := {m: v for m, v in ensemble.detector.member_scales.items() if v < 1}) else "")
                       + (f" At its threshold the ensemble flags {100 * caught:.0f} % of "
                          f"{ensemble.detector.details.get('n_synthetic', '')} synthetic anomalies."
                          if (caught := ensemble.detector.details.get("synthetic_detection_rate")) is not None else ""))

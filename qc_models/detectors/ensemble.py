@@ -12,7 +12,11 @@ are kept on the part):
 The AUROC is the mean over all synthetic anomalies and over their subtler half, where
 members differ. z-scores beyond :data:`KNEE_Z` are compressed logarithmically, so a member
 whose good images barely vary cannot outvote the others by scale alone, while the range
-where decisions are made stays linear. How far the held-out images settle the weights is
+where decisions are made stays linear. That holds only while each member's own threshold lies
+well below the knee: a member whose held-out good images include one far-out score has a
+threshold tens of spreads out, and the knee then squeezes its defects against that image (wood,
+2026-12-07: ensemble recall .17 at AUROC .994). Each member's z-scores are therefore scaled so
+that its threshold sits at most at :data:`THRESHOLD_Z_CAP` (:func:`member_scales`). How far the held-out images settle the weights is
 measured by resampling them and the anomalies (:func:`weight_spread`) and shown beside them.
 The combined score is calibrated like any model,
 except that its threshold may not lie above every synthetic anomaly (``anomaly_max``).
@@ -44,6 +48,9 @@ SCORE_TRANSFORMS = ("linear", "signed_log1p", "knee_log")
 SCORE_TRANSFORM = "knee_log"
 #: Robust z beyond which ``knee_log`` compresses: decisions are made well below it.
 KNEE_Z = 20.0
+#: Highest robust z a member's own threshold may take in the ensemble: half the knee, so that the
+#: range where that member decides stays linear (:func:`member_scales`).
+THRESHOLD_Z_CAP = KNEE_Z / 2
 #: Added to the training seed for the synthetic anomalies, so they differ from the U-Net's training ones.
 SYNTHETIC_SEED_OFFSET = 7919
 #: Pixels the part's mask is grown by before synthetic defects are confined to it (edges count).
@@ -101,7 +108,7 @@ def transform_scores(z: np.ndarray, transform: str) -> np.ndarray:
 
 
 class Ensemble:
-    """Weighted mean of members' (compressed) standardised scores and normalised maps (weights sum to 1)."""
+    """Weighted mean of members' (rescaled, compressed) standardised scores and normalised maps (weights sum to 1)."""
 
     name: ClassVar[str] = "ensemble"
 
@@ -111,6 +118,7 @@ class Ensemble:
         member_versions: Mapping[str, str] | None = None,
         details: Mapping[str, Any] | None = None,
         score_transform: str = SCORE_TRANSFORM,
+        member_scales: Mapping[str, float] | None = None,
     ) -> None:
         if not weights:
             raise EnsembleError("an ensemble needs at least one member weight")
@@ -123,6 +131,10 @@ class Ensemble:
         self.details = dict(details or {})
         transform_scores(np.zeros(1), score_transform)  # refuse an unknown transform now, not when scoring
         self.score_transform = score_transform
+        scales = {str(k): float(v) for k, v in (member_scales or {}).items()}
+        if any(not (0.0 < v <= 1.0) for v in scales.values()):
+            raise EnsembleError(f"ensemble member scales must lie in (0, 1], got {scales}")
+        self.member_scales = scales  # absent member = 1 (ensembles saved before 2026-12-07 have none)
 
     @property
     def members(self) -> list[str]:
@@ -135,9 +147,11 @@ class Ensemble:
 
     def combine_scores(self, standardised: Mapping[str, np.ndarray]) -> np.ndarray:
         """Weighted mean of members' standardised image scores (``Calibrator.standardise``), each
-        passed through :attr:`score_transform` first, ``(N,)``."""
+        multiplied by its :attr:`member_scales` and passed through :attr:`score_transform` first, ``(N,)``."""
         self._check_members(list(standardised))
-        return sum(w * transform_scores(standardised[m], self.score_transform) for m, w in self.weights.items())
+        return sum(w * transform_scores(self.member_scales.get(m, 1.0) * np.asarray(standardised[m], dtype=np.float64),
+                                        self.score_transform)
+                   for m, w in self.weights.items())
 
     def combine_maps(self, maps: Mapping[str, Sequence[np.ndarray]]) -> list[np.ndarray]:
         """Weighted mean of members' normalised anomaly maps (each image at its own size)."""
@@ -172,7 +186,7 @@ class Ensemble:
 
     def to_dict(self) -> dict[str, Any]:
         return {"weights": dict(self.weights), "member_versions": dict(self.member_versions), "details": self.details,
-                "score_transform": self.score_transform}
+                "score_transform": self.score_transform, "member_scales": dict(self.member_scales)}
 
     @classmethod
     def from_dict(cls, data: Any) -> "Ensemble":
@@ -189,7 +203,26 @@ class Ensemble:
         transform = data.get("score_transform", "linear")
         if transform not in SCORE_TRANSFORMS:
             raise EnsembleError(f"unknown ensemble 'score_transform' {transform!r}; choose from {list(SCORE_TRANSFORMS)}")
-        return cls(weights, versions, details if isinstance(details, dict) else {}, score_transform=transform)
+        scales = data.get("member_scales") or {}
+        if not isinstance(scales, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in scales.values()):
+            raise EnsembleError("ensemble 'member_scales' must map member names to numbers")
+        return cls(weights, versions, details if isinstance(details, dict) else {}, score_transform=transform,
+                   member_scales=scales)
+
+
+def member_scales(members: Mapping[str, CalibratedMember], cap: float = THRESHOLD_Z_CAP) -> dict[str, float]:
+    """Per member, the factor that brings its own threshold's robust z down to ``cap`` (1 when already below).
+
+    Equivalent to widening that member's spread to ``(threshold - median) / cap``: a threshold far out
+    says its good images have a long tail the median and spread do not see, and in that tail's units a
+    defect must be far out too before it counts.
+    """
+    out = {}
+    for name, member in members.items():
+        z_threshold = float(member.calibrator.standardise(member.calibrator.threshold))
+        out[name] = min(1.0, cap / z_threshold) if z_threshold > 0 else 1.0
+    return out
 
 
 def member_outputs(member: CalibratedMember, images: Sequence[np.ndarray], batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -375,7 +408,7 @@ def fit_ensemble(
         details.update(validation_auroc={name: auroc(val_labels, v) for name, v in val_scores.items()},
                        n_validation_good=int((val_labels == 0).sum()),
                        n_validation_defective=int((val_labels == 1).sum()))
-    ensemble = Ensemble(weights, member_versions, details=details)
+    ensemble = Ensemble(weights, member_versions, details=details, member_scales=member_scales(members))
     combined = ensemble.combine_scores({k: v[0] for k, v in good_out.items()})
     combined_maps = ensemble.combine_maps({k: v[1] for k, v in good_out.items()})
     combined_bad = ensemble.combine_scores(bad_out)

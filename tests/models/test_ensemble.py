@@ -9,7 +9,9 @@ from qc_models.calibration import Calibrator
 from qc_models.detectors.ensemble import (
     Ensemble,
     EnsembleError,
+    THRESHOLD_Z_CAP,
     fit_ensemble,
+    member_scales,
     unsettled_note,
     weight_spread,
     weights_from_auroc,
@@ -104,6 +106,37 @@ def test_compressed_scores_let_the_weights_decide_and_old_artifacts_stay_linear(
         Ensemble.from_dict({**legacy, "score_transform": "cube"})
     with pytest.raises(EnsembleError, match="unknown score transform"):
         Ensemble({"a": 1.0}, score_transform="cube")
+
+
+def test_a_member_with_one_far_out_good_image_keeps_its_defects_apart_from_it() -> None:
+    # Wood, 2026-12-07: the U-Net scores 32 held-out good images ~0 (spread 0.01) and one 0.64, so its
+    # threshold is ~60 spreads out; beyond the knee, a defect at 0.9 came out barely above that image.
+    rng = np.random.default_rng(1)
+    tail_scores = np.r_[np.abs(rng.normal(0.0, 0.01, 32)), 0.64]
+    tail = Member(None, Calibrator(score_upper_bound=1.0).fit(tail_scores))
+    plain = Member(None, Calibrator().fit(rng.normal(0.0, 1.0, 33)))
+    scales = member_scales({"tail": tail, "plain": plain})
+    z_threshold = float(tail.calibrator.standardise(tail.calibrator.threshold))
+    assert z_threshold > 3 * THRESHOLD_Z_CAP  # the case this guards against
+    assert scales["tail"] == pytest.approx(THRESHOLD_Z_CAP / z_threshold)
+    assert scales["plain"] == 1.0  # its threshold is a few spreads out: left alone
+    # [the far-out good image, a defect]: the tail member sees 0.64 and 0.9, the plain one z = 2 and 1.
+    z = {"tail": tail.calibrator.standardise(np.array([0.64, 0.9])), "plain": np.array([2.0, 1.0])}
+    weights = {"tail": 0.8, "plain": 0.2}
+    unscaled_good, unscaled_defect = Ensemble(weights).combine_scores(z)
+    good, defect = Ensemble(weights, member_scales=scales).combine_scores(z)
+    assert unscaled_defect - unscaled_good < 0.5  # squeezed together by the knee
+    assert defect - good > 2.0  # apart by the tail member's own units again
+    assert good == pytest.approx(0.8 * THRESHOLD_Z_CAP * (0.64 - tail.calibrator.location_)
+                                 / (tail.calibrator.threshold - tail.calibrator.location_) + 0.2 * 2.0)
+    # Saved and loaded with the scales; an ensemble saved before them has none (every member 1).
+    back = Ensemble.from_dict(Ensemble(weights, member_scales=scales).to_dict())
+    assert back.member_scales == scales
+    assert Ensemble.from_dict({"weights": weights, "score_transform": "knee_log"}).member_scales == {}
+    with pytest.raises(EnsembleError, match="member scales"):
+        Ensemble(weights, member_scales={"tail": 0.0})
+    with pytest.raises(EnsembleError, match="member_scales"):
+        Ensemble.from_dict({"weights": weights, "member_scales": {"tail": "x"}})
 
 
 class ChannelDetector:
