@@ -13,6 +13,7 @@ from dashboard import jobs as jobmod
 from qc_models import registry
 from qc_models.alignment_check import ALIGN_MODES
 from qc_models.calibration import Calibrator
+from qc_models.detectors.ensemble import THRESHOLD_Z_CAP
 from qc_models.calibration_exclusion import exclude_calibration_images
 from qc_models.detectors.backbone import imagenet_weights_cached
 from qc_models.evaluation import run_evaluation
@@ -178,7 +179,7 @@ with tab_eval:
                          if ensemble.detector.score_transform != "linear" else "")
                       + (" A member whose own threshold lies far out in its good scores' tail is scaled down ("
                          + ", ".join(f"{m} x{v:.2f}" for m, v in scaled.items())
-                         + ") so that its threshold sits at 10 spreads, below the compression."
+                         + f") so that its threshold sits at {THRESHOLD_Z_CAP:g} spreads, below the compression."
                          if (scaled := {m: v for m, v in ensemble.detector.member_scales.items() if v < 1}) else "")
                       + (f" At its threshold the ensemble flags {100 * caught:.0f} % of "
                          f"{ensemble.detector.details.get('n_synthetic', '')} synthetic anomalies."

@@ -16,8 +16,9 @@ where decisions are made stays linear. That holds only while each member's own t
 well below the knee: a member whose held-out good images include one far-out score has a
 threshold tens of spreads out, and the knee then squeezes its defects against that image (wood,
 2026-12-07: ensemble recall .17 at AUROC .994). Each member's z-scores are therefore scaled so
-that its threshold sits at most at :data:`THRESHOLD_Z_CAP` (:func:`member_scales`). How far the held-out images settle the weights is
-measured by resampling them and the anomalies (:func:`weight_spread`) and shown beside them.
+that its threshold sits at most at :data:`THRESHOLD_Z_CAP` (:func:`member_scales`). How far the
+held-out images settle the weights is measured by resampling them and the anomalies
+(:func:`weight_spread`) and shown beside them.
 The combined score is calibrated like any model,
 except that its threshold may not lie above every synthetic anomaly (``anomaly_max``).
 Anomalies are drawn at the members' working resolution (:func:`working_copies`).

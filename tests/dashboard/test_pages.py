@@ -212,6 +212,11 @@ def test_models_page_tables_and_threshold_preview(demo_env, open_page) -> None:
     caught = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["details"]
     assert any(f"flags {100 * caught['synthetic_detection_rate']:.0f} % of {caught['n_synthetic']} synthetic" in c.value
                for c in at.caption)
+    scales = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["member_scales"]
+    assert set(scales) == set(saved)  # every member's scale is saved, 1 where its threshold is near enough
+    scaled = {m: v for m, v in scales.items() if v < 1}
+    named = [c.value for c in at.caption if "is scaled down" in c.value]
+    assert len(named) == bool(scaled) and all(f"{m} x{v:.2f}" in named[0] for m, v in scaled.items())
     labels = {m.label: m.value for m in at.metric}
     assert float(labels["Current threshold (raw)"]) == pytest.approx(newest["ensemble"].threshold, rel=1e-3)
     # at the target it was calibrated for, recalibrating on the stored hold-out reproduces the stored threshold
