@@ -19,7 +19,12 @@ from torch import nn
 
 from qc_models.detectors import map_ops
 from qc_models.detectors.base import Detector, NotFittedError, Prediction, ProgressCallback, maps_to_input_sizes
-from qc_models.detectors.torch_training import TrainingResult, split_train_val, train_with_early_stopping
+from qc_models.detectors.torch_training import (
+    TrainingResult,
+    recompute_batchnorm,
+    split_train_val,
+    train_with_early_stopping,
+)
 from qc_models.runtime import configure_torch, seed_everything
 
 
@@ -102,14 +107,23 @@ class LearnedMapDetector(Detector):
         loss: Callable[[nn.Module, Any], torch.Tensor],
         val_batches: list[Any],
         progress: ProgressCallback | None,
+        norm_batches: Sequence[torch.Tensor] = (),
+        keep_latest_within: float = 0.0,
     ) -> None:
-        """AdamW + cosine decay under early stopping; keeps the best weights in ``net_``."""
+        """AdamW + cosine decay under early stopping; keeps the best weights in ``net_``.
+
+        With ``norm_batches`` (training-like inputs) the BatchNorm statistics are recomputed on them
+        after every epoch, before validation (:func:`recompute_batchnorm`); ``keep_latest_within``:
+        see :func:`train_with_early_stopping`.
+        """
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs, eta_min=self.lr * 0.05)
         self.training_ = train_with_early_stopping(
             net, opt, batches, loss, val_batches, self.epochs, self.patience,
             scheduler=sched, max_seconds=self.max_train_seconds, progress=progress, label=self.name,
             min_epochs=self.effective_min_epochs,
+            before_validation=(lambda model: recompute_batchnorm(model, norm_batches)) if len(norm_batches) else None,
+            keep_latest_within=keep_latest_within,
         )
         self.net_ = net.eval()
 

@@ -7,7 +7,9 @@ A user's labelled defect folder (``extra_defects``) is mixed in when given: one 
 held out for early stopping, the rest oversampled, and early stopping then waits for
 half the epochs (``min_epochs``). Defect pixels are rare, so the loss is focal loss plus
 soft Dice; early stopping watches held-out good images, each seen clean and with one
-fixed synthetic anomaly. The anomaly map is the smoothed defect probability, the image
+fixed synthetic anomaly (options, off by default: BatchNorm statistics recomputed after
+every epoch, ``norm_batches``; the latest epoch within a fraction of the lowest validation
+loss kept, ``keep_latest_within``). The anomaly map is the smoothed defect probability, the image
 score its maximum (or a tail mean, ``score_fraction > 0``).
 
 Beside the image the network may see, each chosen by measurement:
@@ -193,6 +195,8 @@ class UNetDetector(LearnedMapDetector):
         reference: bool | None = None,
         centring: str = "auto",
         anomalies_on_part: bool | None = None,
+        norm_batches: int = 0,
+        keep_latest_within: float = 0.0,
     ) -> None:
         if image_size % (2 ** (depth + 1)) != 0:
             raise ValueError(f"image_size ({image_size}) must be a multiple of 2**(depth+1) ({2 ** (depth + 1)})")
@@ -219,6 +223,13 @@ class UNetDetector(LearnedMapDetector):
         #: Paste synthetic anomalies only on the segmented part (None: exactly when comparing with a reference).
         self.anomalies_on_part = None if anomalies_on_part is None else bool(anomalies_on_part)
         self.on_part_: bool | None = None
+        #: Batches of training-like images the BatchNorm statistics are recomputed on after every
+        #: epoch (0: keep the running averages; :func:`~qc_models.detectors.torch_training.recompute_batchnorm`).
+        #: Off by default, like ``keep_latest_within`` (the latest epoch within that fraction of the lowest
+        #: validation loss is kept): together they helped the U-Net alone but cost the ensemble
+        #: (docs/results.md, 2026-12-07, session 15).
+        self.norm_batches = int(norm_batches)
+        self.keep_latest_within = float(keep_latest_within)
 
     @staticmethod
     def _check_extra(pairs: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -403,9 +414,19 @@ class UNetDetector(LearnedMapDetector):
             val_batches = [(_normalise(vx[s : s + self.batch_size]), vy[s : s + self.batch_size])
                            for s in range(0, len(vx), self.batch_size)]
 
+        # Fixed training-like batches for the BatchNorm statistics, from their own generator so the
+        # training run itself is the same with or without them.
+        norm_batches: list[torch.Tensor] = []
+        if self.norm_batches > 0:
+            nrng = np.random.default_rng(self.seed + 104_729)
+            nidx = nrng.permutation(len(train_good))[: self.norm_batches * self.batch_size]
+            nx, _ = self._synthesise(train_good, nidx, nrng, self.anomaly_probability, jitter=reference is not None)
+            norm_batches = [_normalise(nx[s : s + self.batch_size]) for s in range(0, len(nx), self.batch_size)
+                            if len(nx[s : s + self.batch_size]) > 1]
+
         self.centring_ = self._resolve_centring(train_good, reference is not None)
         net = UNet(self.base_channels, self.depth, reference, self.centring_ == "add")
-        self._train(net, batches, self._loss, val_batches, progress)
+        self._train(net, batches, self._loss, val_batches, progress, norm_batches, self.keep_latest_within)
         return self
 
     @property

@@ -67,3 +67,67 @@ def test_epochs_that_fit() -> None:
     assert epochs_that_fit(100, 10, 20.0, 2.0, 1000.0) == 100  # never more than planned
     assert epochs_that_fit(100, 10, 61.0, 2.0, 60.0) == 10  # past the limit: this epoch is the last
     assert epochs_that_fit(100, 10, 59.0, 2.0, 60.0) == 11  # time left for one more
+
+
+def test_recompute_batchnorm_sets_the_exact_statistics_and_restores_the_model() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 2, 1), nn.BatchNorm2d(2)).eval()
+    before = [p.detach().clone() for p in model.parameters()]
+    batches = [torch.randn(4, 3, 5, 5) * 3.0 + 2.0 for _ in range(3)]
+    torch_training.recompute_batchnorm(model, batches)
+    x = torch.cat(batches)
+    assert torch.allclose(model[0].running_mean, x.mean(dim=(0, 2, 3)), atol=1e-5)
+    per_batch_var = torch.stack([b.var(dim=(0, 2, 3), unbiased=True) for b in batches]).mean(0)
+    assert torch.allclose(model[0].running_var, per_batch_var, rtol=1e-4)
+    with torch.no_grad():  # the second layer sees the first one's output under batch statistics
+        hidden = model[1](torch.cat([nn.functional.batch_norm(b, None, None, training=True) for b in batches]))
+    assert torch.allclose(model[2].running_mean, hidden.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert model[0].momentum == 0.1 and model[2].momentum == 0.1 and not model.training
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_before_validation_runs_every_epoch_before_the_loss_is_monitored() -> None:
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.ones(4, 1)
+    order: list[str] = []
+
+    def loss_fn(m, b):
+        if not m.training:
+            order.append("validate")
+        return (m(b[0]) - b[1]).pow(2).mean()
+
+    train_with_early_stopping(model, opt, lambda epoch: iter([(x, torch.zeros(4, 1))]), loss_fn,
+                              [(x, torch.zeros(4, 1))], 3, patience=100,
+                              before_validation=lambda m: order.append("statistics"))
+    assert order == ["statistics", "validate"] * 3
+
+
+def test_keep_latest_within_keeps_a_later_epoch_that_validation_cannot_tell_apart() -> None:
+    def run(tolerance: float) -> tuple[TrainingResult, float]:
+        model = nn.Linear(1, 1, bias=False)
+        with torch.no_grad():
+            model.weight.zero_()
+        values = iter([1.0, 0.50, 0.52, 0.60, 0.51, 0.70, 0.80])  # lowest at epoch 2; epoch 5 within 5 %
+
+        def loss_fn(m, b):
+            if m.training:  # each epoch adds one to the weight, so the weight tells which epoch was kept
+                return -m.weight.sum()
+            return torch.tensor(next(values))
+
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        x = torch.ones(1, 1)
+        result = train_with_early_stopping(model, opt, lambda e: iter([(x, x)]), loss_fn, [(x, x)], 7,
+                                           patience=4, keep_latest_within=tolerance)
+        return result, float(model.weight.detach())
+
+    plain, w_plain = run(0.0)
+    late, w_late = run(0.05)
+    assert (plain.best_epoch, plain.lowest_loss_epoch, w_plain) == (2, 2, 2.0)
+    assert (late.best_epoch, late.lowest_loss_epoch, w_late) == (5, 2, 5.0)  # 0.51 <= 0.50 * 1.05
+    assert late.best_val_loss == pytest.approx(0.51) and plain.best_val_loss == pytest.approx(0.50)
+    assert plain.epochs_run == late.epochs_run == 6  # patience counts from the lowest loss either way
+    model = nn.Linear(1, 1)
+    with pytest.raises(ValueError, match="keep_latest_within"):
+        train_with_early_stopping(model, torch.optim.SGD(model.parameters(), lr=0.1), lambda e: iter([]),
+                                  lambda m, b: torch.tensor(0.0), None, 1, 1, keep_latest_within=-0.1)

@@ -246,3 +246,14 @@ def test_synthetic_anomalies_stay_on_the_part_when_comparing_with_a_reference() 
         assert masks.flatten(1).sum(1).gt(0).all()  # every image got a defect
         outside[name] = int((masks.numpy().astype(bool) & ~grown).sum())
     assert outside["on"] == 0 and outside["off"] > 0
+
+
+def test_recomputed_batchnorm_statistics_leave_the_training_run_unchanged() -> None:
+    images = stripes(np.random.default_rng(5), 10)
+    plain = UNetDetector(epochs=3, val_fraction=0.2, norm_batches=0, **TINY).fit(images)
+    precise = UNetDetector(epochs=3, val_fraction=0.2, norm_batches=2, **TINY).fit(images)
+    # Training uses batch statistics, so the same seed gives the same run, loss for loss ...
+    assert plain.training_.train_losses == precise.training_.train_losses
+    # ... while what validation sees (eval mode, running statistics) differs.
+    assert plain.training_.val_losses != precise.training_.val_losses
+    assert precise.get_config()["norm_batches"] == 2
