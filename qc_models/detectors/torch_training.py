@@ -83,7 +83,8 @@ def recompute_batchnorm(model: torch.nn.Module, batches: Sequence[torch.Tensor])
     move so far in that time that the network in eval mode is not the one that was trained: a U-Net's
     validation loss went from 0.77 at epoch 42 (test image AUROC 0.94) to 2.93 at epoch 45 (0.63);
     recomputed statistics gave 0.80 and 0.92 at epoch 45 (docs/results.md, 2026-12-07, session 15).
-    Only the running statistics change: the weights, and so the training run, are untouched.
+    Only the running statistics change; the weights are trained the same, epoch for epoch (which epoch
+    early stopping keeps may differ, since validation sees the recomputed statistics).
     """
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms or not batches:
