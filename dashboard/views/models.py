@@ -13,9 +13,9 @@ from dashboard import jobs as jobmod
 from qc_models import registry
 from qc_models.alignment_check import ALIGN_MODES
 from qc_models.calibration import Calibrator
-from qc_models.detectors.ensemble import THRESHOLD_Z_CAP
 from qc_models.calibration_exclusion import exclude_calibration_images
 from qc_models.detectors.backbone import imagenet_weights_cached
+from qc_models.detectors.ensemble import THRESHOLD_Z_CAP
 from qc_models.evaluation import run_evaluation
 from qc_models.training import MODELS, PROFILES, patchcore_overrides, suspect_image_note, train_category
 

@@ -202,6 +202,8 @@ class UNetDetector(LearnedMapDetector):
             raise ValueError(f"image_size ({image_size}) must be a multiple of 2**(depth+1) ({2 ** (depth + 1)})")
         if not 0.0 < anomaly_probability <= 1.0:
             raise ValueError(f"anomaly_probability must be in (0, 1], got {anomaly_probability}")
+        if norm_batches < 0 or keep_latest_within < 0:
+            raise ValueError(f"norm_batches and keep_latest_within must be >= 0, got {norm_batches}, {keep_latest_within}")
         self._set_training_params(image_size, epochs, batch_size, lr, val_fraction, patience, seed,
                                   smoothing_sigma, score_fraction, augment, max_train_seconds, align)
         self.extra_defects = self._check_extra(extra_defects)

@@ -107,6 +107,10 @@ def test_unfitted_and_bad_arguments_are_refused() -> None:
         UNetDetector(image_size=100, depth=3)
     with pytest.raises(ValueError, match="at least 2"):
         UNetDetector(**TINY).fit(stripes(np.random.default_rng(0), 1))
+    with pytest.raises(ValueError, match="norm_batches and keep_latest_within"):
+        UNetDetector(norm_batches=-1)
+    with pytest.raises(ValueError, match="norm_batches and keep_latest_within"):
+        UNetDetector(keep_latest_within=-0.05)
 
 
 def test_validation_set_is_fixed_and_has_clean_and_anomalous_images(monkeypatch) -> None:
