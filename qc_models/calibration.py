@@ -41,6 +41,13 @@ whose compressed scores grow only logarithmically, the bound rejected none of 90
 synthetic anomalies on wood and leather (recall 0.00 on real defects; 0.97 and 0.51 with
 the fallback, docs/results.md).
 
+A ``threshold_cap`` (``fit(..., threshold_cap=)``) lowers a threshold above it to the cap, though
+never below the order statistic. The ensemble passes the combined score of a part that every
+member scores exactly at its own threshold: the ensemble should not demand more than all its
+members together. Without it, a member whose scores saturate (a U-Net's probability reaching
+1.0 on good and defective images alike) left the good images' tail extrapolated above most
+defects (wood, 2026-12-07: recall 0.30; 0.93 with the cap, docs/results.md).
+
 On simulated normal, gamma and log-normal scores with 12-40 calibration images
 the mean false-reject rate on new good images is 0.1-0.9% at a 1% target; the
 price is a somewhat higher threshold (fewer defects caught) with few images.
@@ -137,6 +144,14 @@ def _tail_bound(s: np.ndarray, alpha: float) -> float:
     return float(s[-1]) + scale * math.log(1.0 / beyond)
 
 
+def order_statistic(scores: np.ndarray, alpha: float) -> float:
+    """The conformal order statistic ``s_(k)``, ``k = ceil((n + 1)(1 - alpha))``; the sample maximum when ``k > n``."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))
+    n = s.size
+    k = math.ceil((n + 1) * (1.0 - alpha))
+    return float(s[min(k, n) - 1])
+
+
 def conservative_threshold(scores: np.ndarray, alpha: float, upper_bound: float | None = None) -> float:
     """Threshold with false-reject rate about ``alpha`` on future good scores (see module doc).
 
@@ -144,9 +159,7 @@ def conservative_threshold(scores: np.ndarray, alpha: float, upper_bound: float 
     falls back to the order statistic.
     """
     s = np.sort(np.asarray(scores, dtype=np.float64))
-    n = s.size
-    k = math.ceil((n + 1) * (1.0 - alpha))
-    order_stat = float(s[min(k, n) - 1])
+    order_stat = order_statistic(s, alpha)
     threshold = _bound_threshold(s, alpha, order_stat)
     if upper_bound is not None and threshold >= upper_bound:
         return order_stat
@@ -284,21 +297,30 @@ class Calibrator:
         good_scores: Sequence[float] | np.ndarray,
         good_maps: Sequence[np.ndarray] | None = None,
         anomaly_max: float | None = None,
+        threshold_cap: float | None = None,
     ) -> "Calibrator":
         """Fit threshold and normalisation on held-out good images' raw scores (and maps).
 
         ``anomaly_max``: the highest raw score known anomalies reached; a threshold at or
         beyond it falls back to the order statistic, like one beyond ``score_upper_bound``.
+        ``threshold_cap``: a threshold above it is lowered to it, but not below the order
+        statistic (see the module doc).
         """
         s = np.asarray(good_scores, dtype=np.float64).ravel()
         if s.size < 2 or not np.all(np.isfinite(s)):
             raise CalibrationError(f"need at least 2 finite calibration scores, got {s.size} values")
         if anomaly_max is not None and not math.isfinite(anomaly_max):
             raise CalibrationError(f"anomaly_max must be finite or None, got {anomaly_max}")
+        if threshold_cap is not None and not math.isfinite(threshold_cap):
+            raise CalibrationError(f"threshold_cap must be finite or None, got {threshold_cap}")
         alpha = self.target_false_reject_rate
         ceilings = [c for c in (self.score_upper_bound, anomaly_max) if c is not None]
         ceiling = min(ceilings) if ceilings else None
-        self.threshold_ = conservative_threshold(s, alpha, ceiling)
+        threshold = conservative_threshold(s, alpha, ceiling)
+        uncapped = threshold
+        if threshold_cap is not None and threshold > threshold_cap:
+            threshold = max(order_statistic(s, alpha), float(threshold_cap))
+        self.threshold_ = threshold
         self.location_ = float(np.median(s))
         self.scale_ = _scale(self.threshold_, self.location_)
         self.stats_ = {
@@ -313,6 +335,9 @@ class Calibrator:
             self.stats_["beyond_score_range"] = bool(conservative_threshold(s, alpha) >= ceiling)
         if anomaly_max is not None:
             self.stats_["anomaly_max"] = float(anomaly_max)
+        if threshold_cap is not None:
+            self.stats_["threshold_cap"] = float(threshold_cap)
+            self.stats_["uncapped_threshold"] = float(uncapped)
         if good_maps is not None and len(good_maps) > 0:
             self._fit_pixels(good_maps)
         self.threshold_source = "calibration"
@@ -321,6 +346,11 @@ class Calibrator:
     def fallback_note(self) -> str | None:
         """Why the false-reject target could not be honoured, for logs and the dashboard; None when it was."""
         if not self.stats_.get("beyond_score_range"):
+            uncapped = self.stats_.get("uncapped_threshold")
+            if isinstance(uncapped, (int, float)) and self.threshold_ is not None and uncapped > self.threshold_:
+                return (f"the good images' tail put the threshold at {uncapped:.4g}, above the combined score of a part "
+                        f"that every member scores at its own threshold; it is {self.threshold_:.4g} instead, so such a "
+                        f"part is rejected, and false rejects may exceed {100 * self.target_false_reject_rate:g} %.")
             return None
         n = int(self.stats_.get("n", 0))
         expected = 100.0 * max(self.target_false_reject_rate, 1.0 / (n + 1)) if n else float("nan")

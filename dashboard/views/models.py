@@ -183,7 +183,11 @@ with tab_eval:
                          if (scaled := {m: v for m, v in ensemble.detector.member_scales.items() if v < 1}) else "")
                       + (f" At its threshold the ensemble flags {100 * caught:.0f} % of "
                          f"{ensemble.detector.details.get('n_synthetic', '')} synthetic anomalies."
-                         if (caught := ensemble.detector.details.get("synthetic_detection_rate")) is not None else ""))
+                         if (caught := ensemble.detector.details.get("synthetic_detection_rate")) is not None else "")
+                      + (f" Its threshold may not exceed {cap:.4g} (unless a held-out good image scores higher), the "
+                         "combined score of a part that every member scores at its own threshold, so a part every "
+                         "member rejects is rejected."
+                         if (cap := ensemble.detector.details.get("unanimous_score")) is not None else ""))
         if unsettled := ensemble.detector.unsettled_note():
             st.warning(unsettled[0].upper() + unsettled[1:], icon=":material/balance:")
     if st.button("Evaluate on the test split", icon=":material/fact_check:",
@@ -262,7 +266,8 @@ with tab_threshold:
                    "the threshold cannot be recomputed here.")
     else:
         new = Calibrator(target, trained.calibrator.score_upper_bound).fit(
-            np.asarray(cal), anomaly_max=trained.calibrator.stats_.get("anomaly_max"))
+            np.asarray(cal), anomaly_max=trained.calibrator.stats_.get("anomaly_max"),
+            threshold_cap=trained.calibrator.stats_.get("threshold_cap"))
         new.validation_ = copy.deepcopy(trained.calibrator.validation_)  # keep the F1 option
         c = st.columns(3)
         c[0].metric("Current threshold (raw)", f"{current['threshold']:.4g}")

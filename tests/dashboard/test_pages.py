@@ -212,6 +212,8 @@ def test_models_page_tables_and_threshold_preview(demo_env, open_page) -> None:
     caught = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["details"]
     assert any(f"flags {100 * caught['synthetic_detection_rate']:.0f} % of {caught['n_synthetic']} synthetic" in c.value
                for c in at.caption)
+    assert any(f"may not exceed {caught['unanimous_score']:.4g} (unless a held-out good image" in c.value
+               for c in at.caption)
     scales = json.loads((newest["ensemble"].path / "model.json").read_text())["ensemble"]["member_scales"]
     assert set(scales) == set(saved)  # every member's scale is saved, 1 where its threshold is near enough
     scaled = {m: v for m, v in scales.items() if v < 1}

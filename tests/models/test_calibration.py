@@ -13,6 +13,7 @@ from qc_models.calibration import (
     calibration_outliers,
     conservative_threshold,
     f1_optimal_threshold,
+    order_statistic,
     split_calibration,
 )
 
@@ -153,6 +154,26 @@ def test_a_threshold_above_every_known_anomaly_falls_back_to_the_order_statistic
     assert "rejects almost nothing" in at_bound.fallback_note() and "expect about" not in at_bound.fallback_note()
     with pytest.raises(CalibrationError, match="anomaly_max"):
         Calibrator(0.01).fit(s, anomaly_max=float("inf"))
+
+
+def test_a_threshold_cap_lowers_the_threshold_but_not_below_the_order_statistic() -> None:
+    s = np.r_[np.linspace(-0.3, 1.5, 16), 19.0, 19.3]
+    free = Calibrator(0.01).fit(s)
+    cal = Calibrator(0.01).fit(s, threshold_cap=21.0)
+    assert free.threshold > 25.0 and cal.threshold == 21.0
+    assert cal.stats_["threshold_cap"] == 21.0 and cal.stats_["uncapped_threshold"] == free.threshold
+    assert cal.stats_["calibration_false_reject_rate"] == 0.0
+    note = cal.fallback_note()
+    assert note is not None and "21" in note and "may exceed 1 %" in note
+    back = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back.threshold == 21.0 and back.fallback_note() == note
+    assert Calibrator(0.01).fit(s, threshold_cap=5.0).threshold == 19.3  # the sample maximum (k > n)
+    assert Calibrator(0.01).fit(s, threshold_cap=100.0).fallback_note() is None
+    # The order statistic itself when k <= n: with 300 scores and a 1 % target, the 298th.
+    many = np.arange(300, dtype=float)
+    assert Calibrator(0.01).fit(many, threshold_cap=0.0).threshold == order_statistic(many, 0.01) == 297.0
+    with pytest.raises(CalibrationError, match="threshold_cap"):
+        Calibrator(0.01).fit(s, threshold_cap=float("nan"))
 
 
 def test_standardise_uses_the_calibration_spread() -> None:

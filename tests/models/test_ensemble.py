@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qc_models.calibration import Calibrator
+from qc_models.calibration import Calibrator, order_statistic
 from qc_models.detectors.ensemble import (
     Ensemble,
     EnsembleError,
     THRESHOLD_Z_CAP,
     fit_ensemble,
     member_scales,
+    unanimous_score,
     unsettled_note,
     weight_spread,
     weights_from_auroc,
@@ -61,6 +62,9 @@ def test_weak_member_does_not_drag_the_strong_one_down() -> None:
     assert cal.stats_["anomaly_max"] > cal.stats_["max"]
     assert cal.threshold < cal.stats_["anomaly_max"]
     assert 0.0 < ens.details["synthetic_detection_rate"] <= 1.0
+    # Nor above a part at every member's own threshold (unless the calibration maximum is).
+    assert cal.stats_["threshold_cap"] == ens.details["unanimous_score"] == unanimous_score(ens, members)
+    assert cal.threshold <= max(ens.details["unanimous_score"], cal.stats_["max"])
     # One member separates and the other does not: every resample agrees, and the ensemble says nothing.
     spread = ens.details["weight_spread"]
     assert spread["top_member"] == "strong" and spread["top_share"] == 1.0 and spread["interval"]["strong"][0] > 0.8
@@ -137,6 +141,40 @@ def test_a_member_with_one_far_out_good_image_keeps_its_defects_apart_from_it() 
         Ensemble(weights, member_scales={"tail": 0.0})
     with pytest.raises(EnsembleError, match="member_scales"):
         Ensemble.from_dict({"weights": weights, "member_scales": {"tail": "x"}})
+
+
+def test_a_saturating_member_cannot_lift_the_threshold_above_a_part_every_member_rejects() -> None:
+    # Wood, 2026-12-07: a U-Net scoring 3 of 33 held-out good images 0.80-0.86 while defects stop at 1.0 left
+    # the combined good tail extrapolated above most defects (recall .30 at AUROC .994).
+    rng = np.random.default_rng(0)
+    sat_good = np.r_[np.abs(rng.normal(0.0, 0.02, 30)), 0.80, 0.83, 0.86]
+    plain_good = rng.normal(0.0, 1.0, 33)
+    members = {"sat": Member(None, Calibrator(score_upper_bound=1.0).fit(sat_good)),
+               "plain": Member(None, Calibrator().fit(plain_good))}
+    ens = Ensemble({"sat": 0.85, "plain": 0.15}, member_scales=member_scales(members))
+
+    def combined(sat: np.ndarray, plain: np.ndarray) -> np.ndarray:
+        return ens.combine_scores({"sat": members["sat"].calibrator.standardise(sat),
+                                   "plain": members["plain"].calibrator.standardise(plain)})
+
+    good = combined(sat_good, plain_good)
+    cap = unanimous_score(ens, members)
+    assert cap == pytest.approx(float(combined(np.array([members["sat"].calibrator.threshold]),
+                                               np.array([members["plain"].calibrator.threshold]))[0]))
+    # A defect: the saturating member at 1.0, the other exactly at its own threshold.
+    defect = float(combined(np.array([1.0]), np.array([members["plain"].calibrator.threshold]))[0])
+    uncapped = Calibrator().fit(good, anomaly_max=100.0)
+    capped = Calibrator().fit(good, anomaly_max=100.0, threshold_cap=cap)
+    assert uncapped.threshold > defect  # the failure: every member rejects it, the ensemble does not
+    assert capped.threshold == pytest.approx(cap) and capped.threshold < defect
+    assert capped.stats_["uncapped_threshold"] == pytest.approx(uncapped.threshold)
+    assert "every member scores at its own threshold" in capped.fallback_note()
+    # Never below the order statistic: a cap under the good images' maximum stops there.
+    low = Calibrator().fit(good, anomaly_max=100.0, threshold_cap=0.0)
+    assert low.threshold == order_statistic(good, 0.01) == float(good.max())
+    # A cap above the threshold changes nothing and says nothing.
+    high = Calibrator().fit(good, anomaly_max=100.0, threshold_cap=1e6)
+    assert high.threshold == uncapped.threshold and high.fallback_note() is None
 
 
 class ChannelDetector:
