@@ -28,9 +28,9 @@ from qc_models.calibration import (
     EARLY_STOPPING_FRACTION,
     MIN_CALIBRATION_IMAGES,
     Calibrator,
-    calibration_outliers,
     split_calibration,
 )
+from qc_models.calibration_outliers import calibration_outliers
 from qc_models.config import Settings
 from qc_models.data import (
     GOOD,

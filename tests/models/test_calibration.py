@@ -10,12 +10,12 @@ import pytest
 from qc_models.calibration import (
     CalibrationError,
     Calibrator,
-    calibration_outliers,
     conservative_threshold,
     f1_optimal_threshold,
     order_statistic,
     split_calibration,
 )
+from qc_models.calibration_outliers import calibration_outliers
 
 
 def test_split_is_deterministic_disjoint_and_at_least_five() -> None:
