@@ -44,9 +44,9 @@ the fallback, docs/results.md).
 A ``threshold_cap`` (``fit(..., threshold_cap=)``) lowers a threshold above it to the cap, though
 never below the order statistic. The ensemble passes the combined score of a part that every
 member scores exactly at its own threshold: the ensemble should not demand more than all its
-members together. Without it, a member whose scores saturate (a U-Net's probability reaching
-1.0 on good and defective images alike) left the good images' tail extrapolated above most
-defects (wood, 2026-12-07: recall 0.30; 0.93 with the cap, docs/results.md).
+members together. Without it, a member whose scores saturate (a U-Net whose good images reach
+probabilities of 0.80-0.86 while defects stop at 1.0) left the good images' tail extrapolated
+above most defects (wood, 2026-12-07: recall 0.30; 0.93 with the cap, docs/results.md).
 
 On simulated normal, gamma and log-normal scores with 12-40 calibration images
 the mean false-reject rate on new good images is 0.1-0.9% at a 1% target; the
