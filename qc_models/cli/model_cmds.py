@@ -51,7 +51,8 @@ def _progress(stream: Any = None, min_interval_s: float = 2.0) -> Callable[[str,
     return progress
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input or a bad model file (reported as one line), not a bug."""
     from qc_models.calibration import CalibrationError
     from qc_models.data import DatasetError, ImageLoadError
     from qc_models.detectors.backbone import BackboneWeightsError
@@ -93,7 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
             for path in paths.values():
                 print(path, flush=True)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         raise CliError(str(exc)) from None
     return 0
 
@@ -136,7 +137,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         category = resolve_category(models_dir, args.category)
         ev = run_evaluation(args.root, category, models_dir, models=args.model, progress=_progress())
-    except _user_errors() as exc:
+    except user_errors() as exc:
         raise CliError(str(exc)) from None
     if ev.untrained_backbone:
         print(UNTRAINED_WARNING, file=sys.stderr)
@@ -194,7 +195,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     files = _collect(target)
     try:
         mset = load_model_set(_models_dir(args.models), args.category)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         raise CliError(str(exc)) from None
     if mset.untrained_backbone:
         print(UNTRAINED_WARNING, file=sys.stderr)
@@ -256,7 +257,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     try:
         category = resolve_category(models_dir, args.category)
         done, ensemble = exclude_calibration_images(args.root, category, models_dir, args.exclude, progress=_progress())
-    except _user_errors() as exc:
+    except user_errors() as exc:
         raise CliError(str(exc)) from None
     for r in done:
         print(f"{category}/{r.model}: threshold {r.old_threshold:.6g} -> {r.new_threshold:.6g} "

@@ -1,4 +1,4 @@
-"""`qc demo-setup`: make the demo ready — dataset, trained models and a database with real runs.
+"""`qc demo-setup`: make the demo ready — dataset, trained and evaluated models, a database with real runs.
 
 Each step runs only when its result is missing, so the dashboard launcher can call it
 every time and a second launch starts in seconds.
@@ -68,6 +68,26 @@ def ensure_models(data_dir: Path, models_dir: Path, categories: list[str]) -> No
         )
 
 
+def ensure_metrics(data_dir: Path, models_dir: Path, categories: list[str]) -> None:
+    """Evaluate each category's in-use models on its test split once, so the Models page and
+    ``qc models`` show test metrics on first launch (about 10 s per demo category)."""
+    from qc_models.cli.model_cmds import user_errors
+    from qc_models.evaluation import run_evaluation
+    from qc_models.registry import list_versions
+
+    for category in categories:
+        newest: dict[str, bool] = {}
+        for v in list_versions(models_dir, category=category):  # newest first
+            newest.setdefault(v.model, v.error is None and bool(v.metrics))
+        if not newest or all(newest.values()):
+            continue
+        _say(f"evaluating {category}'s models on its test split")
+        try:
+            run_evaluation(data_dir, category, models_dir, progress=_stderr_progress(f"evaluate {category}"))
+        except user_errors() as exc:  # metrics are a convenience: the dashboard must still start
+            _say(f"could not evaluate {category}: {exc}; the Models page's Evaluate button retries")
+
+
 def ensure_runs(data_dir: Path, models_dir: Path, db_url: str, categories: list[str]) -> None:
     """Inspect each demo category's test folder once so the analytics pages have real results."""
     from db.queries import count_runs
@@ -93,12 +113,16 @@ def ensure_runs(data_dir: Path, models_dir: Path, db_url: str, categories: list[
 
 
 def cmd_demo_setup(args: argparse.Namespace) -> int:
+    """Make the demo ready: generate the dataset, train and evaluate the demo models and inspect each
+    category's test folder into the database, each step only when its result is missing."""
     settings = Settings.from_env()
     data_dir = Path(args.data or settings.data_dir)
     models_dir = Path(args.models or settings.models_dir)
     db_url = args.db or settings.db_url
     categories = ensure_dataset(data_dir)
     ensure_models(data_dir, models_dir, categories)
+    if not args.skip_evaluation:
+        ensure_metrics(data_dir, models_dir, categories)
     if not args.skip_inspection:
         ensure_runs(data_dir, models_dir, db_url, categories)
     _say(f"ready: data={data_dir} models={models_dir} db={db_url}")
@@ -108,11 +132,12 @@ def cmd_demo_setup(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo-setup",
-        help="generate demo data, train demo models and fill the database when missing",
+        help="generate demo data, train and evaluate demo models and fill the database when missing",
         description=cmd_demo_setup.__doc__,
     )
     p.add_argument("--data", help="dataset root (default: QC_DATA_DIR)")
     p.add_argument("--models", help="model registry (default: QC_MODELS_DIR)")
     p.add_argument("--db", help="database URL (default: QC_DB_URL)")
+    p.add_argument("--skip-evaluation", action="store_true", help="do not evaluate the models on the test splits")
     p.add_argument("--skip-inspection", action="store_true", help="do not create demo inspection runs")
     p.set_defaults(func=cmd_demo_setup)
