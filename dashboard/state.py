@@ -219,7 +219,8 @@ def newest_metrics(models_dir: str, category: str, gen: int = 0) -> dict[str, di
     out: dict[str, dict[str, Any]] = {}
     for v in list_versions(models_dir, category=category):  # newest first
         if v.model not in out and v.error is None:
-            out[v.model] = dict(v.metrics or {}, version=v.version, threshold=v.threshold)
+            out[v.model] = dict(v.metrics or {}, version=v.version, threshold=v.threshold,
+                                metrics_threshold=v.metrics_threshold)
     return out
 
 

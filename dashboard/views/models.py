@@ -160,6 +160,11 @@ with tab_eval:
         table.insert(2, "image_auroc_95%_ci", cis)
         st.dataframe(table.round(4), hide_index=True, width="stretch")
         st.caption("95 % CI: DeLong's interval of the image AUROC; a small test split leaves it wide.")
+        for m in MODEL_ORDER:
+            if m in stored and (was := stored[m].get("metrics_threshold")) is not None:
+                st.caption(f"{m}: its threshold changed since the last evaluation (from {was:.4g} to "
+                           f"{stored[m]['threshold']:.4g}), so recall, precision, F1 and the false-reject rate are "
+                           "left out until the models are evaluated again.")
     ensemble = state.model_set(str(cfg.models_dir), category).ensemble
     if ensemble is not None:
         weights = pd.DataFrame(ensemble.detector.weight_table())

@@ -304,6 +304,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             print("  ".join(_cell(r, c).ljust(widths[c]) for c in cols).rstrip())
         print("use: * = the newest version, which every command loads; metrics are from the last qc evaluate")
         for r in rows:
+            if r["in_use"] and r["metrics_threshold"] is not None:
+                print(f"{r['category']}/{r['model']}: threshold changed after the last qc evaluate (which measured at "
+                      f"{r['metrics_threshold']:.4g}); recall and false-reject rate return with the next one")
+        for r in rows:
             if r["in_use"] and r["ensemble_weights"]:
                 print(f"{r['category']} ensemble weights: {_weights_text(r['ensemble_weights'], r['weight_spread'])}")
     for r in rows:

@@ -6,6 +6,7 @@ database); loading a model set goes through :func:`load_model`, with all its che
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,29 @@ from typing import Any
 
 from qc_models.model_set import MODEL_ORDER, ModelSet
 from qc_models.registry.artifacts import ModelError, TrainedModel, load_model, read_metadata, uses_untrained_backbone
+
+
+#: Stored metrics that hold only at the image threshold they were measured at.
+DECISION_METRICS = ("f1", "precision", "recall", "accuracy", "false_reject_rate", "confusion_matrix")
+
+
+def current_metrics(metrics: dict[str, Any], threshold: float) -> tuple[dict[str, Any], float | None]:
+    """``metrics`` as they hold at ``threshold``, and the threshold they were measured at when that differs.
+
+    A threshold changed in place (Threshold tab, ``qc calibrate --exclude``) leaves the last
+    evaluation's recall, false-reject rate, F1 ... describing the old threshold; those are left
+    out (per defect type: the detection rate) until the next evaluation. AUROC, average precision
+    and the pixel metrics do not depend on the image threshold and stay.
+    """
+    measured = metrics.get("threshold")
+    if not isinstance(measured, (int, float)) or math.isclose(float(measured), threshold, rel_tol=1e-9, abs_tol=1e-12):
+        return metrics, None
+    kept = {k: v for k, v in metrics.items() if k not in DECISION_METRICS and k != "threshold"}
+    per_type = metrics.get("per_defect_type")
+    if isinstance(per_type, dict):
+        kept["per_defect_type"] = {t: {k: v for k, v in row.items() if k != "detection_rate"} if isinstance(row, dict)
+                                   else row for t, row in per_type.items()}
+    return kept, float(measured)
 
 
 @dataclass(frozen=True)
@@ -25,7 +49,10 @@ class VersionInfo:
     path: Path
     created: str | None = None
     threshold: float | None = None
+    #: The last evaluation's metrics as they hold at ``threshold`` (see :func:`current_metrics`).
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: The threshold the last evaluation's decision metrics were measured at, when it was another one.
+    metrics_threshold: float | None = None
     weights: dict[str, Any] = field(default_factory=dict)
     untrained_backbone: bool = False
     #: Whether the detector turns parts to the training pose first (None: not a detector, or saved before).
@@ -70,6 +97,8 @@ def list_versions(models_dir: str | Path, category: str | None = None, model: st
                 except ModelError as exc:
                     out.append(VersionInfo(cat_dir.name, model_dir.name, vdir.name, vdir, error=str(exc)))
                     continue
+                threshold = float(meta["threshold"])
+                metrics, measured_at = current_metrics(meta.get("metrics") or {}, threshold)
                 out.append(
                     VersionInfo(
                         category=cat_dir.name,
@@ -77,8 +106,9 @@ def list_versions(models_dir: str | Path, category: str | None = None, model: st
                         version=vdir.name,
                         path=vdir,
                         created=meta.get("created"),
-                        threshold=float(meta["threshold"]),
-                        metrics=meta.get("metrics") or {},
+                        threshold=threshold,
+                        metrics=metrics,
+                        metrics_threshold=measured_at,
                         weights=meta.get("weights") or {},
                         untrained_backbone=uses_untrained_backbone(meta.get("weights")),
                         pose_aligned=(meta.get("config") or {}).get("align"),
@@ -116,6 +146,7 @@ def version_rows(versions: Sequence[VersionInfo]) -> list[dict[str, Any]]:
             "pose_aligned": v.pose_aligned,
             "threshold": v.threshold,
             **{k: v.metrics.get(k) for k in ("image_auroc", "pixel_auroc", "recall", "false_reject_rate")},
+            "metrics_threshold": v.metrics_threshold,
             "ensemble_weights": v.ensemble_weights,
             "weight_spread": v.weight_spread,
             "path": str(v.path),

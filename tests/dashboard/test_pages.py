@@ -319,6 +319,30 @@ def test_models_page_warns_when_the_target_is_beyond_the_score_range(demo_env, o
     assert not any("beyond the highest score" in w.value for w in at.warning)
 
 
+def test_models_page_leaves_out_decision_metrics_of_an_older_threshold(demo_env, open_page, monkeypatch,
+                                                                       tmp_path) -> None:
+    import shutil
+
+    import numpy as np
+
+    from qc_models.calibration import Calibrator
+    from qc_models.registry import latest_version, update_calibration
+
+    models_dir, data_dir, category, db_url = demo_env
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    update_calibration(latest_version(copy, category, "cae").path, Calibrator(0.2).fit(np.linspace(1.0, 2.0, 50)))
+    point_env(monkeypatch, data_dir, copy, db_url)
+    at = open_page("models")
+    at.selectbox(key="models_category").set_value(category).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value.set_index("model")
+    assert table.loc["cae", ["recall", "false_reject_rate", "f1"]].isna().all()
+    assert table.loc["cae", "image_auroc"] > 0 and table.loc["unet", ["recall", "false_reject_rate"]].notna().all()
+    notes = [c.value for c in at.caption if "threshold changed since the last evaluation" in c.value]
+    assert len(notes) == 1 and notes[0].startswith("cae:")
+
+
 def test_models_page_names_a_held_out_good_image_that_scores_like_a_defect(demo_env, open_page, monkeypatch,
                                                                            tmp_path) -> None:
     import shutil
