@@ -35,10 +35,11 @@ from sklearn.metrics import roc_auc_score
 SIZE = 256
 TEXTURES = ("brick", "grass", "gravel")
 DEFECTS = ("scratch", "foreign", "smudge", "stain")
-PLAIN = {"border_padding": 0, "colour_weight": 0.0, "self_match_radius": 0}
+PLAIN = {"border_padding": 0, "colour_weight": 0.0, "self_match_radius": 0, "fine_weight": 0.0}
 #: Embeddings compared (PatchCore keyword arguments on top of ``weights="none"``).
 EMBEDDINGS: dict[str, dict[str, Any]] = {
-    "default (layer1+2, colour, padding, own-image matching)": {},
+    "default (layer1+2, colour, padding, own-image matching, thin lines)": {},
+    "default without the thin-line channels": {"fine_weight": 0.0},
     "layer1+2, nothing added": dict(PLAIN),
     "layer1+2+3, other defaults": {"layers": ("layer1", "layer2", "layer3")},
     "layer1+2+3, nothing added": {"layers": ("layer1", "layer2", "layer3"), **PLAIN},

@@ -79,3 +79,20 @@ class NearestNeighbourIndex:
     def query(self, queries: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """Distances and indices of the ``k`` nearest bank rows of each ``(Q, D)`` query."""
         return nearest_neighbours(self.centred(queries), self.bank, k=k, bank_sq=self.bank_sq)
+
+
+def reweighted_scores(index: NearestNeighbourIndex, worst: torch.Tensor, nearest: torch.Tensor, score: torch.Tensor,
+                      num_neighbours: int) -> torch.Tensor:
+    """PatchCore's Eq. 7: image scores ``score`` of the worst patches ``worst`` ``(B, D)``, re-weighted.
+
+    ``w = 1 - exp(||m_test - m*||) / sum_{m in N_b(m*)} exp(||m_test - m||)``, where ``m_test`` is
+    the worst patch, ``m*`` its nearest bank row (``nearest``, indices into the index's bank) and
+    ``N_b(m*)`` the ``num_neighbours`` bank rows nearest to ``m*``: a patch far from a sparse bank
+    region is down-weighted.
+    """
+    m_test = index.centred(worst)  # (B, D), in the index's centred coordinates
+    m_star = index.bank[nearest]  # (B, D)
+    k = min(num_neighbours, len(index))
+    _, support = nearest_neighbours(m_star, index.bank, k=k, bank_sq=index.bank_sq)  # (B, k)
+    dist = torch.linalg.vector_norm(index.bank[support] - m_test.unsqueeze(1), dim=2)  # (B, k)
+    return (1.0 - torch.exp(score - torch.logsumexp(dist, dim=1))) * score

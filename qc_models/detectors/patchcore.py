@@ -17,6 +17,9 @@ anomalous as its distance to the nearest bank entry. Done as the paper does it:
   only brightness) and scaled to ``colour_weight`` x the network features' variance (random filters
   see texture, hardly colour); see :func:`default_border_padding`, :func:`default_colour_weight`,
   :func:`default_colour_context` and ``_fit_colour_transform``;
+* with a random-init backbone, two thin-line channels too (:mod:`qc_models.detectors.fine_structure`):
+  bright- and dark-line strength per patch, whitened and scaled to ``fine_weight`` x the network
+  variance, because random filters average a 1-3 px scratch away with the texture around it;
 * for parts turned to one pose (``align=True``, random init) the local mean of the image's
   difference from the median aligned good image is appended too, whitened and scaled to
   ``reference_weight`` x the network variance (:mod:`qc_models.detectors.reference`): a bent tab
@@ -60,13 +63,15 @@ from qc_models.detectors.base import (
 )
 from qc_models.detectors.colour import DEFAULT_SHRINKAGE, minus_surroundings, scaled_whitening
 from qc_models.detectors.coreset import select_coreset
+from qc_models.detectors.fine_structure import FINE_CHANNELS, fine_sigma, line_strength
 from qc_models.detectors.map_ops import gaussian_blur
-from qc_models.detectors.nearest_neighbours import NearestNeighbourIndex, nearest_neighbours
+from qc_models.detectors.nearest_neighbours import NearestNeighbourIndex, reweighted_scores
 from qc_models.detectors.patchcore_defaults import (
     MAX_BANK_SIZE,
     default_border_padding,
     default_colour_context,
     default_colour_weight,
+    default_fine_weight,
     default_layers,
     default_reference_weight,
     default_self_match_radius,
@@ -74,10 +79,12 @@ from qc_models.detectors.patchcore_defaults import (
 )
 from qc_models.detectors.patchcore_state import (
     COLOUR_CHANNELS,
+    FINE_TRANSFORM_KEY,
     REFERENCE_KEY,
     REFERENCE_TRANSFORM_KEY,
     colour_tensors,
     restore_colour,
+    restore_fine,
     restore_reference,
 )
 from qc_models.detectors.reference import check_reference_tensor, local_difference, median_reference, reference_sample
@@ -126,6 +133,7 @@ class PatchCore(Detector):
         colour_context: int | None = None,
         align: bool = False,
         reference_weight: float | None = None,
+        fine_weight: float | None = None,
         self_match_radius: int | None = None,
         self_match_floor: float = own.DEFAULT_FLOOR,
     ) -> None:
@@ -176,6 +184,11 @@ class PatchCore(Detector):
                                  else float(reference_weight))
         if not (np.isfinite(self.reference_weight) and self.reference_weight >= 0):
             raise ValueError(f"reference_weight must be a finite number >= 0, got {reference_weight}")
+        self.fine_weight = default_fine_weight(self.weights) if fine_weight is None else float(fine_weight)
+        if not (np.isfinite(self.fine_weight) and self.fine_weight >= 0):
+            raise ValueError(f"fine_weight must be a finite number >= 0, got {fine_weight}")
+        #: 2x2 map of the fine-structure channels, fitted on the training patches (None: off).
+        self.fine_transform_: torch.Tensor | None = None
         self.self_match_radius = (int(self_match_radius) if self_match_radius is not None
                                   else default_self_match_radius(self.weights, self.image_size, self.align))
         self.self_match_floor = float(self_match_floor)
@@ -197,10 +210,12 @@ class PatchCore(Detector):
 
     @property
     def feature_dim(self) -> int:
-        """Length of one patch feature: network channels, then colour, then reference difference (3 each, if on)."""
+        """Length of one patch feature: network channels, then colour and reference difference (3 each),
+        then fine structure (2), each if on."""
         colour = COLOUR_CHANNELS if self.colour_weight > 0 else 0
         reference = COLOUR_CHANNELS if self.reference_weight > 0 else 0
-        return self.network_dim + colour + reference
+        fine = FINE_CHANNELS if self.fine_weight > 0 else 0
+        return self.network_dim + colour + reference + fine
 
     def _set_extractor(self, extractor: torch.nn.Module, info: dict[str, Any]) -> None:
         self._extractor = extractor.to(memory_format=torch.channels_last)
@@ -260,6 +275,11 @@ class PatchCore(Detector):
             if self.reference_transform_ is not None:
                 diff = diff @ self.reference_transform_
             emb = torch.cat([emb, diff], dim=-1)
+        if self.fine_weight > 0:  # bright and dark thin-line strength, last 2 channels
+            fine = line_strength(x, grid, fine_sigma(self.image_size), k)
+            if self.fine_transform_ is not None:
+                fine = fine @ self.fine_transform_
+            emb = torch.cat([emb, fine], dim=-1)
         return emb.contiguous()
 
     # ------------------------------------------------------------------ fit / predict
@@ -277,6 +297,7 @@ class PatchCore(Detector):
         self.colour_transform_ = None  # features are extracted untransformed; the transform is fitted on them
         self.reference_transform_ = None
         self.reference_ = None
+        self.fine_transform_ = None
         if self.reference_weight > 0:
             self.reference_ = median_reference(images_to_tensor(reference_sample(images), self.image_size))
         features: torch.Tensor | None = None
@@ -302,6 +323,11 @@ class PatchCore(Detector):
             self.reference_transform_ = scaled_whitening(features[:, diff], self.reference_weight * net_var,
                                                          self.colour_shrinkage)
             features[:, diff] = features[:, diff] @ self.reference_transform_
+            start += COLOUR_CHANNELS
+        if self.fine_weight > 0:
+            fine = slice(start, start + FINE_CHANNELS)
+            self.fine_transform_ = scaled_whitening(features[:, fine], self.fine_weight * net_var, self.colour_shrinkage)
+            features[:, fine] = features[:, fine] @ self.fine_transform_
         index = select_coreset(
             features,
             self.coreset_ratio,
@@ -332,26 +358,14 @@ class PatchCore(Detector):
         self._index = NearestNeighbourIndex(bank)
 
     def _image_scores(self, emb: torch.Tensor, patch: torch.Tensor, nn_index: torch.Tensor) -> torch.Tensor:
-        """Max patch score per image, optionally re-weighted as in the paper's Eq. 7.
-
-        ``w = 1 - exp(||m_test - m*||) / sum_{m in N_b(m*)} exp(||m_test - m||)``, where ``m_test``
-        is the worst patch, ``m*`` its nearest bank row and ``N_b(m*)`` the ``num_neighbours``
-        bank rows nearest to ``m*``: a patch far from a sparse bank region is down-weighted.
-        """
+        """Max patch score per image, optionally re-weighted as in the paper's Eq. 7 (:func:`reweighted_scores`)."""
         top = patch.argmax(dim=1)
         rows = torch.arange(patch.shape[0])
         score = patch[rows, top]
         if not self.reweight:
             return score
-        index = self._index
-        assert index is not None
-        m_test = index.centred(emb[rows, top])  # (B, D), in the index's centred coordinates
-        m_star = index.bank[nn_index[rows, top]]  # (B, D)
-        k = min(self.num_neighbours, len(index))
-        _, support = nearest_neighbours(m_star, index.bank, k=k, bank_sq=index.bank_sq)  # (B, k)
-        dist = torch.linalg.vector_norm(index.bank[support] - m_test.unsqueeze(1), dim=2)  # (B, k)
-        weight = 1.0 - torch.exp(score - torch.logsumexp(dist, dim=1))
-        return weight * score
+        assert self._index is not None
+        return reweighted_scores(self._index, emb[rows, top], nn_index[rows, top], score, self.num_neighbours)
 
     @torch.inference_mode()
     def predict(self, images: Sequence[np.ndarray]) -> Prediction:
@@ -399,6 +413,8 @@ class PatchCore(Detector):
         if self.reference_ is not None and self.reference_transform_ is not None:
             out[REFERENCE_KEY] = self.reference_.contiguous()
             out[REFERENCE_TRANSFORM_KEY] = self.reference_transform_.contiguous()
+        if self.fine_transform_ is not None:
+            out[FINE_TRANSFORM_KEY] = self.fine_transform_.contiguous()
         if self.weights != bb.WEIGHTS_IMAGENET:
             for key, value in self._extractor.state_dict().items():
                 out[_BACKBONE_PREFIX + key] = value.detach().clone().contiguous()
@@ -413,6 +429,9 @@ class PatchCore(Detector):
         has_colour, self.colour_transform_, self.colour_context = restore_colour(tensors, self.colour_weight)
         if not has_colour:  # saved before padding/colour existed: the plain paper embedding
             self.border_padding, self.colour_weight = 0, 0.0
+        self.fine_transform_ = restore_fine(tensors, self.fine_weight, bank.shape[1] == self.feature_dim)
+        if self.fine_transform_ is None:  # off, or saved before the fine-structure channels existed
+            self.fine_weight = 0.0
         self._load_reference(tensors, bank.shape[1])
         self.self_match_radius, self.self_match_floor = own.self_match_from_tensor(tensors.get(_SELF_MATCH_KEY), _SELF_MATCH_KEY)
         if bank.shape[1] != self.feature_dim and not self.layers_explicit and self.embedding_dim is None:
@@ -474,5 +493,6 @@ class PatchCore(Detector):
             info["feature_dim"] = int(self.memory_bank_.shape[1])
         info["feature_layers"] = list(self.layers)
         info["reference_image"] = self.reference_ is not None if self.memory_bank_ is not None else self.reference_weight > 0
+        info["fine_structure"] = self.fine_transform_ is not None if self.memory_bank_ is not None else self.fine_weight > 0
         info["feature_layers_why"] = layers_why(self.layers, self.weights)
         return info

@@ -121,6 +121,28 @@ def default_reference_weight(weights: str, align: bool) -> float:
     return 0.1 if align and weights == bb.WEIGHTS_NONE else 0.0
 
 
+def default_fine_weight(weights: str) -> float:
+    """Weight of the thin-line channels (:mod:`qc_models.detectors.fine_structure`): 0.1 for random-init
+    backbones, 0 for trained ones (the paper's embedding; not measured here).
+
+    Measured (2026-12-07; PatchCore refitted on the detector benchmark's 87 fit images of both demo
+    draws and the four hold-outs, saved configuration otherwise; image / pixel AUROC, weight 0 ->
+    0.1): mean over the 8 demo draws 0.943 / 0.955 -> 0.964 / 0.953 (wood 0.951 -> 0.995 and 0.932 ->
+    0.986, metal_nut 0.869 -> 0.912 and 0.878 -> 0.897, bottle +0.005 / +0.016, carpet -0.010 and
+    -0.001), over the 4 hold-outs 0.690 / 0.847 -> 0.712 / 0.861 (all four up: tile +0.009, leather
+    +0.005, screw +0.030, capsule +0.044). Weights 0.25 and 0.5 gave 12-category means 0.874 / 0.874
+    against 0.880 at 0.1 (0.859 without) and cost carpet and tile up to 0.025. On the real texture
+    photographs of ``benchmarks/photo_texture_check.py`` (6 draws) mean image / pixel AUROC went
+    0.785 / 0.919 -> 0.844 / 0.943 at 0.1 (0.853 / 0.946 at 0.25): smudges (lost fine detail) and
+    scratches on brick are found, not only the generator's scratches (docs/results.md).
+    """
+    return FINE_WEIGHT if weights == bb.WEIGHTS_NONE else 0.0
+
+
+#: See :func:`default_fine_weight`.
+FINE_WEIGHT = 0.1
+
+
 def default_layers(weights: str) -> tuple[str, ...]:
     """Feature layers used when none are given: the paper's for trained weights, shallower for random.
 

@@ -101,3 +101,29 @@ def restore_reference(
     if ref is None or transform is None:
         raise ValueError(f"PatchCore state: '{REFERENCE_KEY}' and '{REFERENCE_TRANSFORM_KEY}' must come together")
     return ref, colour_matrix(transform, REFERENCE_TRANSFORM_KEY)
+
+
+#: 2x2 map of the fine-structure channels (see :mod:`qc_models.detectors.fine_structure`); models saved
+#: before those channels existed lack it and score without them.
+FINE_TRANSFORM_KEY = "fine_transform"
+
+
+def restore_fine(tensors: dict[str, torch.Tensor], fine_weight: float, bank_has_room: bool) -> torch.Tensor | None:
+    """The saved fine-structure transform, None when the model has no fine-structure channels.
+
+    ``bank_has_room``: the memory bank is as wide as the configured features including those
+    channels, so a missing transform is an error rather than a model saved before they existed.
+    """
+    from qc_models.detectors.fine_structure import FINE_CHANNELS
+
+    transform = tensors.get(FINE_TRANSFORM_KEY)
+    if transform is None:
+        if fine_weight > 0 and bank_has_room:
+            raise ValueError(f"PatchCore state: '{FINE_TRANSFORM_KEY}' missing (the memory bank has its channels)")
+        return None
+    if fine_weight <= 0:
+        raise ValueError(f"PatchCore state: '{FINE_TRANSFORM_KEY}' present but the fine-structure features are off")
+    if transform.shape != (FINE_CHANNELS, FINE_CHANNELS) or not transform.is_floating_point() \
+            or not bool(torch.isfinite(transform).all()):
+        raise ValueError(f"PatchCore state: '{FINE_TRANSFORM_KEY}' must be a finite 2x2 float matrix")
+    return transform.float().contiguous()

@@ -71,8 +71,8 @@ def test_memory_bank_size_follows_ratio_and_fit_is_deterministic(fitted: PatchCo
     assert fitted.memory_bank_ is not None
     n_patches = 8 * 8 * 8  # 8 images, 8x8 layer2 grid at 64 px (layer1 is pooled onto it)
     assert fitted.layers == ("layer1", "layer2")  # random-init default: 64 + 128 channels
-    # 64 + 128 network channels, then 3 local-colour channels (random-init default)
-    assert fitted.memory_bank_.shape == (round(0.25 * n_patches), 195)
+    # 64 + 128 network channels, then 3 local-colour and 2 thin-line channels (random-init defaults)
+    assert fitted.memory_bank_.shape == (round(0.25 * n_patches), 197)
     progress: list[float] = []
     again = _model().fit([_texture(seed) for seed in range(8)], lambda msg, frac: progress.append(frac))
     assert torch.equal(again.memory_bank_, fitted.memory_bank_)
@@ -116,11 +116,11 @@ def test_layers_default_depends_on_weights_and_can_be_chosen() -> None:
     assert PatchCore(weights="/some/local.pth").layers == ("layer2", "layer3")
     assert PatchCore(weights="none").layers == ("layer1", "layer2")
     paper = _model(layers=["layer2", "layer3"]).fit([_texture(seed) for seed in range(2)])
-    assert paper.memory_bank_ is not None and paper.memory_bank_.shape[1] == 384 + 3
+    assert paper.memory_bank_ is not None and paper.memory_bank_.shape[1] == 384 + 3 + 2
     assert paper.describe()["feature_layers_why"] == "non-default (default here: layer1+layer2)"
     assert paper.get_config()["layers"] == ["layer2", "layer3"]
     deep = _model(layers=["layer3"]).fit([_texture(0)])  # a coarser grid is allowed: 4x4 at 64 px
-    assert deep.memory_bank_ is not None and deep.memory_bank_.shape == (4, 256 + 3)
+    assert deep.memory_bank_ is not None and deep.memory_bank_.shape == (4, 256 + 3 + 2)
     assert deep.predict([_texture(1)]).anomaly_maps[0].shape == (SIZE, SIZE)
     for bad in (["layer4"], [], ["layer2", "layer2"]):
         with pytest.raises(ValueError, match="layers"):
@@ -159,8 +159,9 @@ def test_colour_whitening_gives_hue_a_voice_and_old_scalar_artifacts_still_load(
 
 def test_artifact_without_layers_in_config_loads_with_the_paper_layers() -> None:
     """Models saved before ``layers`` existed used layer2+layer3 even for random init."""
-    old = _model(layers=["layer2", "layer3"], border_padding=0, colour_weight=0).fit([_texture(seed) for seed in range(2)])
-    new_keys = ("layers", "border_padding", "colour_weight")
+    old = _model(layers=["layer2", "layer3"], border_padding=0, colour_weight=0, fine_weight=0).fit(
+        [_texture(seed) for seed in range(2)])
+    new_keys = ("layers", "border_padding", "colour_weight", "fine_weight")
     config = {k: v for k, v in old.get_config().items() if k not in new_keys}
     state = {k: v for k, v in old.state_tensors().items() if k != "colour_scale"}  # older artifacts lack it
     restored = PatchCore(**config).load_state_tensors(state)
@@ -212,7 +213,7 @@ def test_unfitted_and_bad_state_are_refused(fitted: PatchCore) -> None:
 
 def test_embedding_dim_pools_channels() -> None:
     model = _model(embedding_dim=64, coreset_ratio=0.5).fit([_texture(s) for s in range(2)])
-    assert model.memory_bank_.shape == (64, 64 + 3)  # pooled network channels + colour
+    assert model.memory_bank_.shape == (64, 64 + 3 + 2)  # pooled network channels + colour + thin lines
     assert model.predict([_texture(5)]).anomaly_maps[0].shape == (SIZE, SIZE)
 
 
@@ -257,7 +258,8 @@ def test_colour_features_and_border_padding_defaults_and_round_trip() -> None:
     model = _model(coreset_ratio=1.0).fit([_texture(seed) for seed in range(3)])
     bank = model.memory_bank_
     assert model.colour_transform_ is not None and model.colour_transform_.shape == (3, 3)
-    net_var, colour_var = bank[:, :-3].var(0).sum(), bank[:, -3:].var(0).sum()
+    net = model.network_dim
+    net_var, colour_var = bank[:, :net].var(0).sum(), bank[:, net:net + 3].var(0).sum()
     assert colour_var == pytest.approx(float(net_var), rel=1e-3)  # colour_weight 1: equal total variance
     restored = PatchCore(**model.get_config()).load_state_tensors(model.state_tensors())
     assert torch.equal(restored.colour_transform_, model.colour_transform_)
