@@ -59,3 +59,24 @@ def texts(at: AppTest) -> str:
     for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success", "code"):
         parts.extend(str(el.value) for el in getattr(at, kind))
     return "\n".join(parts).lower()
+
+
+@pytest.fixture
+def demo_env(monkeypatch, tiny_models_dir, populated_db):
+    """``(models_dir, data_dir, category, db_url)``: the tiny trained registry and a populated database."""
+    models_dir, data_dir, category = tiny_models_dir
+    point_env(monkeypatch, data_dir, models_dir, populated_db)
+    return models_dir, data_dir, category, populated_db
+
+
+def count_charts(at: AppTest) -> int:
+    """Charts on the page (Vega-Lite and Plotly)."""
+    return len(at.get("vega_lite_chart")) + len(at.get("plotly_chart"))
+
+
+def wait_for_jobs() -> None:
+    """Wait for every background job of the dashboard's job registry to finish."""
+    from dashboard import state
+
+    for job in state.jobs().jobs():
+        state.jobs().wait(job.id, timeout=300)
