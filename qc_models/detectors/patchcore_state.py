@@ -1,6 +1,6 @@
 """What a saved PatchCore holds besides its memory bank and backbone, and how each tensor is checked on load.
 
-The colour and reference features were added after the first artifacts were saved; each has a
+The colour, reference and thin-line features were added after the first artifacts were saved; each has a
 tensor whose presence (or absence) tells how the model was fitted, so an older model loads and
 scores as it was calibrated. Every check names the tensor that is wrong.
 """
@@ -8,6 +8,8 @@ scores as it was calibrated. Every check names the tensor that is wrong.
 from __future__ import annotations
 
 import torch
+
+from qc_models.detectors.fine_structure import FINE_CHANNELS
 
 #: Scale of the appended local-colour features; its presence marks artifacts that use padding/colour.
 #: Since 2026-11-29 it is 1 (colour on) or 0 (off) and the colour transform is saved as ``COLOUR_TRANSFORM_KEY``.
@@ -114,8 +116,6 @@ def restore_fine(tensors: dict[str, torch.Tensor], fine_weight: float, bank_has_
     ``bank_has_room``: the memory bank is as wide as the configured features including those
     channels, so a missing transform is an error rather than a model saved before they existed.
     """
-    from qc_models.detectors.fine_structure import FINE_CHANNELS
-
     transform = tensors.get(FINE_TRANSFORM_KEY)
     if transform is None:
         if fine_weight > 0 and bank_has_room:
