@@ -18,8 +18,9 @@ anomalous as its distance to the nearest bank entry. Done as the paper does it:
   see texture, hardly colour); see :func:`default_border_padding`, :func:`default_colour_weight`,
   :func:`default_colour_context` and ``_fit_colour_transform``;
 * with a random-init backbone, two thin-line channels too (:mod:`qc_models.detectors.fine_structure`):
-  bright- and dark-line strength per patch, whitened and scaled to ``fine_weight`` x the network
-  variance, because random filters average a 1-3 px scratch away with the texture around it;
+  bright- and dark-line strength per patch (for aligned parts: the excess over the good parts'
+  line envelope), whitened and scaled to ``fine_weight`` x the network variance, because random
+  filters average a 1-3 px scratch away with the texture around it;
 * for parts turned to one pose (``align=True``, random init) the local mean of the image's
   difference from the median aligned good image is appended too, whitened and scaled to
   ``reference_weight`` x the network variance (:mod:`qc_models.detectors.reference`): a bent tab
@@ -63,7 +64,8 @@ from qc_models.detectors.base import (
 )
 from qc_models.detectors.colour import DEFAULT_SHRINKAGE, minus_surroundings, scaled_whitening
 from qc_models.detectors.coreset import select_coreset
-from qc_models.detectors.fine_structure import FINE_CHANNELS, fine_sigma, line_strength
+from qc_models.detectors.fine_structure import (FINE_CHANNELS, LineEnvelope, envelope_radius, fine_sigma, line_excess,
+                                               line_strength)
 from qc_models.detectors.map_ops import gaussian_blur
 from qc_models.detectors.nearest_neighbours import NearestNeighbourIndex, reweighted_scores
 from qc_models.detectors.patchcore_defaults import (
@@ -78,12 +80,16 @@ from qc_models.detectors.patchcore_defaults import (
     layers_why,
 )
 from qc_models.detectors.patchcore_state import (
+    BACKBONE_PREFIX,
+    SHA_KEY,
     COLOUR_CHANNELS,
+    FINE_ENVELOPE_KEY,
     FINE_TRANSFORM_KEY,
     REFERENCE_KEY,
     REFERENCE_TRANSFORM_KEY,
     colour_tensors,
     restore_colour,
+    restore_backbone,
     restore_fine,
     restore_reference,
 )
@@ -92,9 +98,6 @@ from qc_models.runtime import configure_torch, seed_everything
 
 #: Sigma (in pixels at ``image_size``) of the Gaussian smoothing of anomaly maps, as in the paper.
 MAP_SIGMA = 4.0
-#: Prefix of the backbone parameters inside ``state_tensors`` (random-init or local weights only).
-_BACKBONE_PREFIX = "backbone."
-_SHA_KEY = "backbone_sha256"
 _BANK_KEY = "memory_bank"
 #: (radius, floor) of own-image matching; artifacts saved before it existed lack it and score without it.
 _SELF_MATCH_KEY = "self_match"
@@ -184,11 +187,13 @@ class PatchCore(Detector):
                                  else float(reference_weight))
         if not (np.isfinite(self.reference_weight) and self.reference_weight >= 0):
             raise ValueError(f"reference_weight must be a finite number >= 0, got {reference_weight}")
-        self.fine_weight = default_fine_weight(self.weights) if fine_weight is None else float(fine_weight)
+        self.fine_weight = default_fine_weight(self.weights, self.align) if fine_weight is None else float(fine_weight)
         if not (np.isfinite(self.fine_weight) and self.fine_weight >= 0):
             raise ValueError(f"fine_weight must be a finite number >= 0, got {fine_weight}")
-        #: 2x2 map of the fine-structure channels, fitted on the training patches (None: off).
+        #: 2x2 map of the fine-structure channels (None: off) and, for aligned parts, the good parts'
+        #: ``(1, 2, S, S)`` line envelope the channels measure the excess over.
         self.fine_transform_: torch.Tensor | None = None
+        self.fine_envelope_: torch.Tensor | None = None
         self.self_match_radius = (int(self_match_radius) if self_match_radius is not None
                                   else default_self_match_radius(self.weights, self.image_size, self.align))
         self.self_match_floor = float(self_match_floor)
@@ -275,8 +280,9 @@ class PatchCore(Detector):
             if self.reference_transform_ is not None:
                 diff = diff @ self.reference_transform_
             emb = torch.cat([emb, diff], dim=-1)
-        if self.fine_weight > 0:  # bright and dark thin-line strength, last 2 channels
-            fine = line_strength(x, grid, fine_sigma(self.image_size), k)
+        if self.fine_weight > 0:  # bright and dark thin lines (aligned: above the good envelope), last 2 channels
+            fine = (line_strength(x, grid, fine_sigma(self.image_size), k) if self.fine_envelope_ is None
+                    else line_excess(x, self.fine_envelope_, grid, fine_sigma(self.image_size), k))
             if self.fine_transform_ is not None:
                 fine = fine @ self.fine_transform_
             emb = torch.cat([emb, fine], dim=-1)
@@ -297,9 +303,16 @@ class PatchCore(Detector):
         self.colour_transform_ = None  # features are extracted untransformed; the transform is fitted on them
         self.reference_transform_ = None
         self.reference_ = None
-        self.fine_transform_ = None
+        self.fine_transform_ = self.fine_envelope_ = None
         if self.reference_weight > 0:
             self.reference_ = median_reference(images_to_tensor(reference_sample(images), self.image_size))
+        def tensors() -> Iterator[torch.Tensor]:  # the fit images again, batch by batch, for the line envelope
+            return (images_to_tensor(batch, self.image_size) for batch in _batches(images, self.batch_size))
+
+        envelope = None
+        if self.align and self.fine_weight > 0:
+            envelope = LineEnvelope(fine_sigma(self.image_size), envelope_radius(self.image_size)).fit(tensors())
+            self.fine_envelope_ = envelope.envelope_
         features: torch.Tensor | None = None
         pos = 0
         for batch in _batches(images, self.batch_size):
@@ -324,9 +337,11 @@ class PatchCore(Detector):
                                                          self.colour_shrinkage)
             features[:, diff] = features[:, diff] @ self.reference_transform_
             start += COLOUR_CHANNELS
-        if self.fine_weight > 0:
+        if self.fine_weight > 0:  # aligned: in-sample excess is 0, so scaled on each half against the other
             fine = slice(start, start + FINE_CHANNELS)
-            self.fine_transform_ = scaled_whitening(features[:, fine], self.fine_weight * net_var, self.colour_shrinkage)
+            scale_on = (features[:, fine] if envelope is None
+                        else envelope.held_out_excess(tensors, emb.shape[1:3], self.neighbourhood))
+            self.fine_transform_ = scaled_whitening(scale_on, self.fine_weight * net_var, self.colour_shrinkage)
             features[:, fine] = features[:, fine] @ self.fine_transform_
         index = select_coreset(
             features,
@@ -405,7 +420,7 @@ class PatchCore(Detector):
             raise NotFittedError("PatchCore.state_tensors called before fit()")
         out = {
             _BANK_KEY: self.memory_bank_.contiguous(),
-            _SHA_KEY: bb.sha_to_tensor(self.weights_info_["weights_sha256"]),
+            SHA_KEY: bb.sha_to_tensor(self.weights_info_["weights_sha256"]),
             **colour_tensors(self.colour_transform_, self.colour_context),
         }
         if self.self_match_radius > 0:
@@ -415,9 +430,11 @@ class PatchCore(Detector):
             out[REFERENCE_TRANSFORM_KEY] = self.reference_transform_.contiguous()
         if self.fine_transform_ is not None:
             out[FINE_TRANSFORM_KEY] = self.fine_transform_.contiguous()
+        if self.fine_envelope_ is not None:
+            out[FINE_ENVELOPE_KEY] = self.fine_envelope_.contiguous()
         if self.weights != bb.WEIGHTS_IMAGENET:
             for key, value in self._extractor.state_dict().items():
-                out[_BACKBONE_PREFIX + key] = value.detach().clone().contiguous()
+                out[BACKBONE_PREFIX + key] = value.detach().clone().contiguous()
         out.update(self._pose_tensors())
         return out
 
@@ -429,7 +446,8 @@ class PatchCore(Detector):
         has_colour, self.colour_transform_, self.colour_context = restore_colour(tensors, self.colour_weight)
         if not has_colour:  # saved before padding/colour existed: the plain paper embedding
             self.border_padding, self.colour_weight = 0, 0.0
-        self.fine_transform_ = restore_fine(tensors, self.fine_weight, bank.shape[1] == self.feature_dim)
+        self.fine_transform_, self.fine_envelope_ = restore_fine(tensors, self.fine_weight,
+                                                                 bank.shape[1] == self.feature_dim, self.image_size)
         if self.fine_transform_ is None:  # off, or saved before the fine-structure channels existed
             self.fine_weight = 0.0
         self._load_reference(tensors, bank.shape[1])
@@ -444,29 +462,7 @@ class PatchCore(Detector):
                 f"PatchCore state: memory bank has {bank.shape[1]} features per patch, "
                 f"the configured {self.backbone} extractor gives {self.feature_dim}"
             )
-        if _SHA_KEY not in tensors or tensors[_SHA_KEY].numel() != 32:
-            raise ValueError(f"PatchCore state: '{_SHA_KEY}' missing or malformed")
-        sha = bb.tensor_to_sha(tensors[_SHA_KEY])
-        if self.weights == bb.WEIGHTS_IMAGENET:
-            extractor, info = bb.load_backbone(self.backbone, bb.WEIGHTS_IMAGENET, self.seed)
-            if info["weights_sha256"] != sha:
-                raise bb.BackboneWeightsError(
-                    f"the cached ImageNet weights of {self.backbone} (sha256 {info['weights_sha256'][:12]}...) "
-                    f"differ from those this model was trained with ({sha[:12]}...)"
-                )
-        else:
-            params = {k[len(_BACKBONE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_BACKBONE_PREFIX)}
-            if not params:
-                raise ValueError("PatchCore state: backbone tensors missing (needed for non-ImageNet weights)")
-            extractor = bb.backbone_from_tensors(self.backbone, params)
-            if self.weights == bb.WEIGHTS_NONE and bb.tensors_sha256(extractor) != sha:
-                raise ValueError("PatchCore state: backbone tensors do not match their recorded sha256")
-            info = {
-                "backbone": self.backbone,
-                "weights": self.weights,
-                "weights_sha256": sha,
-                "pretrained": self.weights != bb.WEIGHTS_NONE,
-            }
+        extractor, info = restore_backbone(tensors, self.backbone, self.weights, self.seed)
         self._load_pose_tensors(tensors)
         self._set_extractor(extractor, info)
         self._set_bank(bank.float().contiguous())
@@ -494,5 +490,6 @@ class PatchCore(Detector):
         info["feature_layers"] = list(self.layers)
         info["reference_image"] = self.reference_ is not None if self.memory_bank_ is not None else self.reference_weight > 0
         info["fine_structure"] = self.fine_transform_ is not None if self.memory_bank_ is not None else self.fine_weight > 0
+        info["fine_envelope"] = self.fine_envelope_ is not None
         info["feature_layers_why"] = layers_why(self.layers, self.weights)
         return info

@@ -1,15 +1,23 @@
-"""What a saved PatchCore holds besides its memory bank and backbone, and how each tensor is checked on load.
+"""The tensors a saved PatchCore holds besides its memory bank, and how each is checked on load.
 
-The colour, reference and thin-line features were added after the first artifacts were saved; each has a
-tensor whose presence (or absence) tells how the model was fitted, so an older model loads and
-scores as it was calibrated. Every check names the tensor that is wrong.
+The backbone is checked against its recorded sha256. The colour, reference and thin-line features
+were added after the first artifacts were saved; each has a tensor whose presence (or absence) tells
+how the model was fitted, so an older model loads and scores as it was calibrated. Every check names
+the tensor that is wrong.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from qc_models.detectors import backbone as bb
 from qc_models.detectors.fine_structure import FINE_CHANNELS
+
+#: Prefix of the backbone parameters inside ``state_tensors`` (random-init or local weights only).
+BACKBONE_PREFIX = "backbone."
+SHA_KEY = "backbone_sha256"
 
 #: Scale of the appended local-colour features; its presence marks artifacts that use padding/colour.
 #: Since 2026-11-29 it is 1 (colour on) or 0 (off) and the colour transform is saved as ``COLOUR_TRANSFORM_KEY``.
@@ -108,22 +116,65 @@ def restore_reference(
 #: 2x2 map of the fine-structure channels (see :mod:`qc_models.detectors.fine_structure`); models saved
 #: before those channels existed lack it and score without them.
 FINE_TRANSFORM_KEY = "fine_transform"
+#: The good parts' ``(1, 2, S, S)`` line envelope of aligned models; models without it (not aligned, or
+#: saved before session 18) score plain line strength, as they were calibrated.
+FINE_ENVELOPE_KEY = "fine_envelope"
 
 
-def restore_fine(tensors: dict[str, torch.Tensor], fine_weight: float, bank_has_room: bool) -> torch.Tensor | None:
-    """The saved fine-structure transform, None when the model has no fine-structure channels.
+def restore_fine(tensors: dict[str, torch.Tensor], fine_weight: float, bank_has_room: bool,
+                 image_size: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The saved fine-structure transform and line envelope; ``(None, None)`` when the model has no such channels.
 
     ``bank_has_room``: the memory bank is as wide as the configured features including those
     channels, so a missing transform is an error rather than a model saved before they existed.
     """
-    transform = tensors.get(FINE_TRANSFORM_KEY)
+    transform, envelope = tensors.get(FINE_TRANSFORM_KEY), tensors.get(FINE_ENVELOPE_KEY)
     if transform is None:
         if fine_weight > 0 and bank_has_room:
             raise ValueError(f"PatchCore state: '{FINE_TRANSFORM_KEY}' missing (the memory bank has its channels)")
-        return None
+        if envelope is not None:
+            raise ValueError(f"PatchCore state: '{FINE_ENVELOPE_KEY}' present without '{FINE_TRANSFORM_KEY}'")
+        return None, None
     if fine_weight <= 0:
         raise ValueError(f"PatchCore state: '{FINE_TRANSFORM_KEY}' present but the fine-structure features are off")
     if transform.shape != (FINE_CHANNELS, FINE_CHANNELS) or not transform.is_floating_point() \
             or not bool(torch.isfinite(transform).all()):
         raise ValueError(f"PatchCore state: '{FINE_TRANSFORM_KEY}' must be a finite 2x2 float matrix")
-    return transform.float().contiguous()
+    if envelope is not None and (tuple(envelope.shape) != (1, FINE_CHANNELS, image_size, image_size)
+                                 or not envelope.is_floating_point() or not bool(torch.isfinite(envelope).all())):
+        raise ValueError(f"PatchCore state: '{FINE_ENVELOPE_KEY}' must be a finite "
+                         f"(1, {FINE_CHANNELS}, {image_size}, {image_size}) float tensor, got {tuple(envelope.shape)}")
+    return transform.float().contiguous(), None if envelope is None else envelope.float().contiguous()
+
+
+def restore_backbone(tensors: dict[str, torch.Tensor], backbone: str, weights: str,
+                     seed: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The feature extractor a model was fitted with, and its description; checked against the saved sha256.
+
+    ImageNet weights are re-read from torchvision's cache; random-init and local weights travel in
+    ``tensors`` under :data:`BACKBONE_PREFIX`.
+    """
+    if SHA_KEY not in tensors or tensors[SHA_KEY].numel() != 32:
+        raise ValueError(f"PatchCore state: '{SHA_KEY}' missing or malformed")
+    sha = bb.tensor_to_sha(tensors[SHA_KEY])
+    if weights == bb.WEIGHTS_IMAGENET:
+        extractor, info = bb.load_backbone(backbone, bb.WEIGHTS_IMAGENET, seed)
+        if info["weights_sha256"] != sha:
+            raise bb.BackboneWeightsError(
+                f"the cached ImageNet weights of {backbone} (sha256 {info['weights_sha256'][:12]}...) "
+                f"differ from those this model was trained with ({sha[:12]}...)"
+            )
+    else:
+        params = {k[len(BACKBONE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(BACKBONE_PREFIX)}
+        if not params:
+            raise ValueError("PatchCore state: backbone tensors missing (needed for non-ImageNet weights)")
+        extractor = bb.backbone_from_tensors(backbone, params)
+        if weights == bb.WEIGHTS_NONE and bb.tensors_sha256(extractor) != sha:
+            raise ValueError("PatchCore state: backbone tensors do not match their recorded sha256")
+        info = {
+            "backbone": backbone,
+            "weights": weights,
+            "weights_sha256": sha,
+            "pretrained": weights != bb.WEIGHTS_NONE,
+        }
+    return extractor, info

@@ -218,7 +218,7 @@ def test_patchcore_reference_features_see_a_part_that_is_the_wrong_shape() -> No
     def separation(reference_weight: float) -> tuple[float, PatchCore]:
         """Lowest bad score over highest good score (scale-free: the features' scale differs)."""
         model = PatchCore(weights="none", image_size=64, coreset_ratio=0.5, align=True,
-                          reference_weight=reference_weight, self_match_radius=0).fit(train)  # features alone
+                          reference_weight=reference_weight, self_match_radius=0, fine_weight=0.0).fit(train)  # features alone
         scores = model.predict(good + bad).image_scores
         return float(scores[3:].min() / scores[:3].max()), model
 
