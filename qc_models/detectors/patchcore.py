@@ -81,15 +81,15 @@ from qc_models.detectors.patchcore_defaults import (
 )
 from qc_models.detectors.patchcore_state import (
     BACKBONE_PREFIX,
-    SHA_KEY,
     COLOUR_CHANNELS,
     FINE_ENVELOPE_KEY,
     FINE_TRANSFORM_KEY,
     REFERENCE_KEY,
     REFERENCE_TRANSFORM_KEY,
+    SHA_KEY,
     colour_tensors,
-    restore_colour,
     restore_backbone,
+    restore_colour,
     restore_fine,
     restore_reference,
 )
@@ -306,6 +306,7 @@ class PatchCore(Detector):
         self.fine_transform_ = self.fine_envelope_ = None
         if self.reference_weight > 0:
             self.reference_ = median_reference(images_to_tensor(reference_sample(images), self.image_size))
+
         def tensors() -> Iterator[torch.Tensor]:  # the fit images again, batch by batch, for the line envelope
             return (images_to_tensor(batch, self.image_size) for batch in _batches(images, self.batch_size))
 
