@@ -63,7 +63,7 @@ def line_strength(x: torch.Tensor, grid: tuple[int, int], sigma: float, neighbou
 
 def line_excess(x: torch.Tensor, envelope: torch.Tensor, grid: tuple[int, int], sigma: float,
                 neighbourhood: int) -> torch.Tensor:
-    """``(B, h, w, 2)`` line strength of aligned images ``x`` above the good parts' ``envelope`` ``(1, 2, S, S)``,
+    """``(B, h, w, 2)`` line strength of aligned images ``x`` above the good parts' ``envelope`` ``(1 or B, 2, S, S)``,
     averaged per patch of ``grid`` and max-pooled over the ``neighbourhood``."""
     if envelope.shape[-2:] != x.shape[-2:]:
         raise ValueError(f"line envelope is {tuple(envelope.shape[-2:])} px, the input {tuple(x.shape[-2:])}")
@@ -122,8 +122,8 @@ class LineEnvelope:
             return torch.zeros((0, FINE_CHANNELS))
         other = [_dilate(self._halves[1], self.radius), _dilate(self._halves[0], self.radius)]
         out, index = [], 0
-        for x in batches():
-            for i in range(len(x)):
-                out.append(line_excess(x[i : i + 1], other[(index + i) % 2], grid, self.sigma, neighbourhood))
+        for x in batches():  # each image against the envelope of the half it is not in, a batch at a time
+            envelopes = torch.cat([other[(index + i) % 2] for i in range(len(x))])
+            out.append(line_excess(x, envelopes, grid, self.sigma, neighbourhood))
             index += len(x)
         return torch.cat(out).reshape(-1, FINE_CHANNELS)
