@@ -2,33 +2,21 @@
 
 Run: python patchcore_map_closing_2026-12-07.py OUT.json REGISTRY:DATA:cat1,cat2 ...
 """
-import json, sys, glob, time
-import numpy as np, torch, torch.nn.functional as F
-sys.path.insert(0, "/work/main")
+import importlib.util, json, sys, glob
 from pathlib import Path
+import numpy as np, torch.nn.functional as F
+sys.path.insert(0, "/work/main")
 from qc_models.registry.artifacts import load_model
 from qc_models.data.images import load_rgb, load_mask
 from qc_models.runtime import configure_torch
 from qc_models import metrics as M
-from qc_models.detectors import patchcore as pcm
-from qc_models.detectors.map_ops import gaussian_blur
-from qc_models.detectors import self_similarity as own
 
-@torch.inference_mode()
-def grids(pc, images):
-    images, poses = pc._pose_inputs(images)
-    out = []
-    for batch in pcm._batches(images, pc.batch_size):
-        emb = pc._embed(batch); b, h, w, d = emb.shape
-        dist, idx = pc._index.query(emb.reshape(-1, d)); patch = dist.view(b, h * w)
-        if pc.self_match_radius > 0:
-            mine = torch.stack([own.own_image_distances(e, pc.self_match_radius) for e in emb]).view(b, h * w)
-            patch = own.discount_by_own_image(patch, mine, pc.self_match_floor)
-        out.append(patch.view(b, 1, h, w))
-    return torch.cat(out), images, poses
-
-def erode(g, k):
-    return -F.max_pool2d(-F.pad(g, (k // 2,) * 4, mode="replicate"), k, stride=1)
+# the grid extraction and map rebuilding of session 19's study, unchanged
+_spec = importlib.util.spec_from_file_location(
+    "postprocessing", Path(__file__).with_name("patchcore_map_postprocessing_2026-12-07.py"))
+_post = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_post)
+grids, erode, maps_of = _post.grids, _post.erode, _post.maps_of
 
 def dilate(g, k):
     return F.max_pool2d(F.pad(g, (k // 2,) * 4, mode="replicate"), k, stride=1)
@@ -42,12 +30,6 @@ VARIANTS = {
     "close5": lambda g: close(g, 5),
     "close9": lambda g: close(g, 9),
 }
-
-def maps_of(pc, g, images, poses, f, sigma=4.0, mode="bilinear"):
-    size = pc.image_size
-    up = F.interpolate(f(g), size=(size, size), mode=mode, align_corners=False)
-    maps = pcm.maps_to_input_sizes(gaussian_blur(up[:, 0], sigma) if sigma else up[:, 0], images)
-    return pc._restore_maps(maps, poses)
 
 def run(reg, data, cat):
     vd = sorted(glob.glob(f"{reg}/{cat}/patchcore/*/"))[-1]
